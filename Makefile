@@ -1,0 +1,59 @@
+# Questboard: `make run` serves the app with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# `make test` runs against the real services this machine kind starts (override any of them).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/questboard
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+
+.PHONY: install run serve worker beat test test-lite lint format bench clean vendor
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	FAST_PASSWORD_HASHER=$${FAST_PASSWORD_HASHER:-1} $(PY) manage.py seed_demo --if-empty
+	@echo ""
+	@echo "  Questboard is at http://$(HOST):$(PORT)/   (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	@echo "  Demo login: demo / questboard-demo   (admin: admin / questboard-admin)"
+	@echo ""
+	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	FAST_PASSWORD_HASHER=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite on the embedded defaults only (SQLite, no Redis, no broker).
+test-lite: install
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL FAST_PASSWORD_HASHER=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) questboard.sqlite3 staticfiles
+
+# Front-end assets, pinned, from the npm registry into static/vendor (committed).
+CHARTJS := 4.6.1
+vendor:
+	rm -rf /tmp/qb-vendor && mkdir -p /tmp/qb-vendor static/vendor/chart.js-$(CHARTJS)
+	cd /tmp/qb-vendor && npm pack chart.js@$(CHARTJS) --silent && tar xzf chart.js-$(CHARTJS).tgz
+	cp /tmp/qb-vendor/package/dist/chart.umd.min.js /tmp/qb-vendor/package/LICENSE.md static/vendor/chart.js-$(CHARTJS)/

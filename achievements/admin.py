@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from achievements.models import Achievement, Progress, Unlock
+from achievements.services import revoke_unlock
+from leaderboards.admin import ModerationPermission, with_reason
+
+
+@admin.register(Achievement)
+class AchievementAdmin(admin.ModelAdmin):
+    list_display = ("name", "api_name", "game", "points", "hidden", "client_unlockable", "unlock_percentage")
+    list_filter = ("game", "hidden", "client_unlockable")
+    search_fields = ("name", "api_name")
+    readonly_fields = ("unlock_count", "unlock_percentage")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Unlocks and progress change only through the services (see achievements.services)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _revoke(unlock: Unlock, actor: object, reason: str) -> None:
+    revoke_unlock(unlock=unlock, actor=actor, reason=reason)
+
+
+@admin.register(Unlock)
+class UnlockAdmin(ModerationPermission, ReadOnlyAdmin):
+    actions = [with_reason("revoke_unlocks", "Revoke selected unlocks", _revoke)]
+    list_display = ("player", "achievement", "game", "unlocked_at", "claimed_at", "source")
+    list_filter = ("source", "game")
+    search_fields = ("player__username", "achievement__api_name")
+    list_select_related = ("player", "achievement", "game")
+    date_hierarchy = "unlocked_at"
+
+
+@admin.register(Progress)
+class ProgressAdmin(ReadOnlyAdmin):
+    list_display = ("player", "achievement", "value", "updated_at")
+    list_select_related = ("player", "achievement")

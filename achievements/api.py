@@ -1,0 +1,441 @@
+"""The achievement endpoints: thin views that parse, authorise, call a service, serialise."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from achievements import selectors, services
+from achievements.models import Achievement
+from achievements.selectors import achievement_data
+from leaderboards.boards import Board
+from leaderboards.selectors import rank_on
+from tracker.auth import (
+    Caller,
+    Visibility,
+    check_may_manage_game,
+    check_may_report,
+    check_may_view,
+    require_caller,
+)
+from tracker.errors import DomainError, Forbidden, Invalid, NotFound
+from tracker.selectors import get_game, get_player, players_by_id
+from tracker.serializers import PageInput, StrictSerializer
+
+
+class AchievementOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    game_id = serializers.UUIDField()
+    api_name = serializers.CharField(allow_null=True)
+    name = serializers.CharField()
+    description = serializers.CharField()
+    icon = serializers.CharField(help_text="Image URL; empty when the game gave none.")
+    points = serializers.IntegerField()
+    hidden = serializers.BooleanField()
+    client_unlockable = serializers.BooleanField()
+    progress_target = serializers.IntegerField(allow_null=True)
+    unlock_percentage = serializers.FloatField()
+    rarity = serializers.CharField()
+
+
+class AchievementRefInput(StrictSerializer):
+    """Names an achievement by id, or (game keys) by its api_name."""
+
+    player_id = serializers.UUIDField()
+    achievement_id = serializers.UUIDField(required=False)
+    achievement = serializers.CharField(required=False, max_length=64)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("achievement_id" in attrs) == ("achievement" in attrs):
+            raise serializers.ValidationError(
+                {"achievement_id": ["Give exactly one of achievement_id or achievement (its api_name)."]}
+            )
+        return attrs
+
+
+class UnlockInput(AchievementRefInput):
+    timestamp = serializers.DateTimeField(required=False)
+
+    def validate_timestamp(self, value: datetime) -> datetime:
+        if value > timezone.now() + settings.UNLOCK_MAX_CLOCK_SKEW:
+            raise serializers.ValidationError("Timestamp is in the future.")
+        return value
+
+
+def resolve_achievement(caller: Caller, data: dict[str, Any]) -> Achievement:
+    if "achievement_id" in data:
+        return selectors.get_achievement(achievement_id=data["achievement_id"])
+    if caller.game_key is None:
+        raise Invalid(
+            "Only a game API key may name an achievement by api_name; send achievement_id.",
+            fields={"achievement": ["Use achievement_id with a player token."]},
+        )
+    return selectors.get_achievement(api_name=data["achievement"], game=caller.game)
+
+
+class UnlockOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    achievement = AchievementOutputSerializer()
+    new_rank = serializers.IntegerField(allow_null=True)
+    already_unlocked = serializers.BooleanField()
+    unlocked_at = serializers.DateTimeField()
+
+
+class UnlockApi(APIView):
+    @extend_schema(
+        request=UnlockInput,
+        responses={201: UnlockOutputSerializer, 200: UnlockOutputSerializer},
+        summary="Unlock an achievement (idempotent)",
+        description="201 when newly unlocked; 200 with already_unlocked=true when it was already.",
+        tags=["achievements"],
+    )
+    def post(self, request: Request) -> Response:
+        caller = Caller.of(request)
+        require_caller(caller)
+        data = UnlockInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        achievement = resolve_achievement(caller, data.validated_data)
+        player = get_player(data.validated_data["player_id"])
+        check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
+        outcome = services.unlock_achievement(
+            player=player,
+            achievement=achievement,
+            source=services.source_for(caller.game_key),
+            claimed_at=data.validated_data.get("timestamp"),
+            game_key=caller.game_key,
+        )
+        body = {
+            "success": True,
+            "achievement": achievement_data(achievement),
+            "new_rank": rank_on(Board.game(achievement.game_id), player.pk),
+            "already_unlocked": not outcome.created,
+            "unlocked_at": outcome.unlocked_at.isoformat(),
+        }
+        return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
+
+
+class BatchUnlockApi(APIView):
+    class InputSerializer(StrictSerializer):
+        unlocks = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+        def validate_unlocks(self, value: list[Any]) -> list[Any]:
+            if len(value) > settings.BATCH_MAX_ITEMS:
+                raise serializers.ValidationError(f"At most {settings.BATCH_MAX_ITEMS} items per batch.")
+            return value
+
+    class ResultSerializer(serializers.Serializer):
+        index = serializers.IntegerField()
+        status = serializers.IntegerField()
+        player_id = serializers.CharField(allow_null=True)
+        achievement_id = serializers.CharField(allow_null=True)
+        already_unlocked = serializers.BooleanField(required=False)
+        error = serializers.DictField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        results = serializers.ListField(child=serializers.DictField())
+        created = serializers.IntegerField()
+        already_unlocked = serializers.IntegerField()
+        failed = serializers.IntegerField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        summary="Unlock many achievements at once (offline catch-up)",
+        description=(
+            "Up to 100 items, each shaped like a single unlock. Each item gets its own result "
+            "with the status it would have had alone; bad items do not stop the good ones."
+        ),
+        tags=["achievements"],
+    )
+    def post(self, request: Request) -> Response:
+        caller = Caller.of(request)
+        require_caller(caller)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        items = data.validated_data["unlocks"]
+
+        parsed: list[dict[str, Any] | DomainError] = []
+        for item in items:
+            one = UnlockInput(data=item)
+            if one.is_valid():
+                parsed.append(one.validated_data)
+            else:
+                parsed.append(Invalid("Invalid item.", fields=one.errors))
+        valid = [p for p in parsed if isinstance(p, dict)]
+        players = players_by_id({p["player_id"] for p in valid})
+        refs = [p.get("achievement_id") or p.get("achievement") for p in valid]
+        achievements = selectors.achievements_by_ref(refs, game=caller.game)
+
+        requests: list[tuple[int, services.UnlockRequest]] = []
+        results: list[dict[str, Any]] = [{} for _ in items]
+        for index, entry in enumerate(parsed):
+            try:
+                if isinstance(entry, DomainError):
+                    raise entry
+                request_ = self._request_for(caller, entry, players, achievements)
+                requests.append((index, request_))
+            except DomainError as error:
+                results[index] = _item_error(index, items[index], error)
+
+        outcomes = services.unlock_achievements(
+            [r for _, r in requests], source=services.source_for(caller.game_key), game_key=caller.game_key
+        )
+        for (index, _), outcome in zip(requests, outcomes, strict=True):
+            results[index] = {
+                "index": index,
+                "status": 201 if outcome.created else 200,
+                "player_id": str(outcome.player.pk),
+                "achievement_id": str(outcome.achievement.pk),
+                "already_unlocked": not outcome.created,
+                "unlocked_at": outcome.unlocked_at.isoformat(),
+            }
+        created = sum(1 for o in outcomes if o.created)
+        return Response(
+            {
+                "results": results,
+                "created": created,
+                "already_unlocked": len(outcomes) - created,
+                "failed": len(items) - len(outcomes),
+            }
+        )
+
+    @staticmethod
+    def _request_for(
+        caller: Caller, entry: dict[str, Any], players: dict[Any, Any], achievements: dict[Any, Achievement]
+    ) -> services.UnlockRequest:
+        if "achievement" in entry and caller.game_key is None:
+            raise Invalid("Only a game API key may name an achievement by api_name; send achievement_id.")
+        ref = entry.get("achievement_id") or entry.get("achievement")
+        achievement = achievements.get(ref)
+        if achievement is None:
+            raise NotFound(f"Unknown achievement '{ref}'.")
+        player = players.get(entry["player_id"])
+        if player is None:
+            raise NotFound(f"Unknown player '{entry['player_id']}'.")
+        check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
+        return services.UnlockRequest(player, achievement, entry.get("timestamp"))
+
+
+def _item_error(index: int, item: Any, error: DomainError) -> dict[str, Any]:
+    item = item if isinstance(item, dict) else {}
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.fields:
+        body["fields"] = error.fields
+    return {
+        "index": index,
+        "status": error.status,
+        "player_id": _as_str(item.get("player_id")),
+        "achievement_id": _as_str(item.get("achievement_id") or item.get("achievement")),
+        "error": body,
+    }
+
+
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class ProgressApi(APIView):
+    class InputSerializer(AchievementRefInput):
+        value = serializers.IntegerField(min_value=0, max_value=2_000_000_000)
+
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        achievement = AchievementOutputSerializer()
+        value = serializers.IntegerField()
+        target = serializers.IntegerField()
+        unlocked = serializers.BooleanField()
+        newly_unlocked = serializers.BooleanField()
+        new_rank = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        summary="Report progress toward an incremental achievement",
+        description=(
+            "`value` is the absolute progress. Progress never goes backwards: a lower value "
+            "than the stored one is ignored. Reaching `progress_target` unlocks the achievement."
+        ),
+        tags=["achievements"],
+    )
+    def post(self, request: Request) -> Response:
+        caller = Caller.of(request)
+        require_caller(caller)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        achievement = resolve_achievement(caller, data.validated_data)
+        player = get_player(data.validated_data["player_id"])
+        check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
+        outcome = services.record_progress(
+            player=player,
+            achievement=achievement,
+            value=data.validated_data["value"],
+            source=services.source_for(caller.game_key),
+            game_key=caller.game_key,
+        )
+        unlock = outcome.unlock
+        return Response(
+            {
+                "success": True,
+                "achievement": achievement_data(achievement),
+                "value": outcome.value,
+                "target": outcome.target,
+                "unlocked": outcome.unlocked,
+                "newly_unlocked": bool(unlock and unlock.created),
+                "new_rank": rank_on(Board.game(achievement.game_id), player.pk) if outcome.unlocked else None,
+            }
+        )
+
+
+class PlayerAchievementsApi(APIView):
+    class InputSerializer(PageInput):
+        game = serializers.CharField(required=False, max_length=64)
+
+    class ItemSerializer(AchievementOutputSerializer):
+        unlocked_at = serializers.DateTimeField()
+
+    class OutputSerializer(serializers.Serializer):
+        achievements = serializers.ListField(child=serializers.DictField())
+        total = serializers.IntegerField()
+        limit = serializers.IntegerField()
+        offset = serializers.IntegerField()
+
+    @extend_schema(
+        parameters=[PageInput, OpenApiParameter("game", str, description="Only this game (id or slug).")],
+        responses={200: OutputSerializer},
+        summary="A player's unlocked achievements, newest first",
+        tags=["players"],
+    )
+    def get(self, request: Request, player_id: uuid.UUID) -> Response:
+        caller = Caller.of(request)
+        player = get_player(player_id)
+        seen = check_may_view(caller, player)
+        query = self.InputSerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        game = get_game(query.validated_data["game"]) if "game" in query.validated_data else None
+        if seen is Visibility.OWN_GAME:
+            if game is not None and game.pk != caller.game_key.game_id:
+                raise Forbidden("This player's data in other games is not visible to you.")
+            game = caller.game
+        unlocks = selectors.player_unlocks(player, game=game)
+        limit, offset = query.validated_data["limit"], query.validated_data["offset"]
+        page = unlocks[offset : offset + limit]
+        return Response(
+            {
+                "achievements": [
+                    {**achievement_data(u.achievement), "unlocked_at": u.unlocked_at.isoformat()} for u in page
+                ],
+                "total": unlocks.count(),
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+
+class ManifestInput(StrictSerializer):
+    class AchievementInput(StrictSerializer):
+        api_name = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)
+        name = serializers.CharField(max_length=120)
+        description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+        points = serializers.IntegerField(min_value=0, max_value=Achievement.MAX_POINTS)
+        hidden = serializers.BooleanField(required=False)
+        client_unlockable = serializers.BooleanField(required=False)
+        progress_target = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+    slug = serializers.SlugField(max_length=64)
+    name = serializers.CharField(max_length=120)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    achievements = AchievementInput(many=True, max_length=1000)
+
+    def validate_achievements(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = [item["api_name"] for item in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"Duplicate api_name: {', '.join(duplicates)}.")
+        return value
+
+
+class GameAchievementsApi(APIView):
+    class ItemSerializer(AchievementOutputSerializer):
+        unlocked = serializers.BooleanField()
+        unlocked_at = serializers.DateTimeField(allow_null=True)
+        progress = serializers.IntegerField(allow_null=True)
+
+    class OutputSerializer(serializers.Serializer):
+        game = serializers.DictField()
+        achievements = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        responses={200: OutputSerializer},
+        summary="A game's achievement set with global unlock % and rarity",
+        description="Hidden achievements are masked for players who have not unlocked them.",
+        tags=["games"],
+    )
+    def get(self, request: Request, game_id: str) -> Response:
+        caller = Caller.of(request)
+        game = get_game(game_id)
+        owner = caller.game_key is not None and caller.game_key.game_id == game.pk
+        rows = selectors.game_achievements_for(game, caller.player)
+        return Response(
+            {
+                "game": {"id": str(game.pk), "slug": game.slug, "name": game.name},
+                "achievements": [
+                    {
+                        **achievement_data(
+                            row["achievement"],
+                            masked=row["achievement"].hidden and not owner and row["unlocked_at"] is None,
+                        ),
+                        "unlocked": row["unlocked_at"] is not None,
+                        "unlocked_at": row["unlocked_at"].isoformat() if row["unlocked_at"] else None,
+                        "progress": row["progress"],
+                    }
+                    for row in rows
+                ],
+            }
+        )
+
+    class ManifestOutput(serializers.Serializer):
+        game_id = serializers.UUIDField()
+        slug = serializers.SlugField()
+        created = serializers.IntegerField()
+        updated = serializers.IntegerField()
+        achievement_count = serializers.IntegerField()
+
+    @extend_schema(
+        request=ManifestInput,
+        responses={200: ManifestOutput},
+        summary="Replace-or-update the game's achievement set from a manifest",
+        description=(
+            "Idempotent: achievements are matched by api_name and updated; none are duplicated "
+            "or deleted. Only this game's API key may call it. The slug must be the game's own."
+        ),
+        tags=["games"],
+    )
+    def put(self, request: Request, game_id: str) -> Response:
+        caller = Caller.of(request)
+        game = get_game(game_id)
+        check_may_manage_game(caller, game)
+        data = ManifestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        if data.validated_data["slug"] != game.slug:
+            raise Invalid("The manifest's slug is not this game's.", fields={"slug": [f"Expected '{game.slug}'."]})
+        result = services.import_manifest(manifest=data.validated_data)
+        return Response(manifest_result(result))
+
+
+def manifest_result(result: services.ImportResult) -> dict[str, Any]:
+    return {
+        "game_id": str(result.game.pk),
+        "slug": result.game.slug,
+        "created": result.created,
+        "updated": result.updated,
+        "achievement_count": result.game.achievement_count,
+    }

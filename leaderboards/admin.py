@@ -1,0 +1,187 @@
+"""Community managers' tools: seasons, their standings, moderation and index rebuilds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from achievements.services import recount_season
+from leaderboards import selectors, services, tasks
+from leaderboards.boards import Board
+from leaderboards.models import ModerationAction, Season, SeasonResult
+from tracker.auth import Caller
+
+MODERATE = "leaderboards.moderate"
+
+
+def with_reason(
+    name: str, title: str, apply: Callable[[Any, Any, str], None]
+) -> Callable[[admin.ModelAdmin, HttpRequest, QuerySet], HttpResponse | None]:
+    """An admin action that asks for a reason first, then applies `apply(obj, actor, reason)`
+    to each selected object. Every moderation is recorded with who, when and why."""
+
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("confirm") == "yes" and reason:
+            for obj in queryset:
+                apply(obj, request.user, reason)
+            modeladmin.message_user(request, f"{title}: done for {queryset.count()}.", messages.SUCCESS)
+            return None
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "queryset": queryset,
+            "action": request.POST.get("action"),
+            "opts": modeladmin.model._meta,
+        }
+        return TemplateResponse(request, "admin/moderation_reason.html", context)
+
+    action.__name__ = name
+    action.short_description = title  # type: ignore[attr-defined]
+    action.allowed_permissions = ("moderate",)  # type: ignore[attr-defined]
+    return action
+
+
+class ModerationPermission:
+    """Gate for actions marked allowed_permissions=("moderate",)."""
+
+    def has_moderate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(MODERATE)
+
+
+@admin.register(Season)
+class SeasonAdmin(ModerationPermission, admin.ModelAdmin):
+    list_display = ("name", "game", "region", "starts_at", "ends_at", "status_badge", "closed_at")
+    list_filter = ("game", "region")
+    search_fields = ("name",)
+    filter_horizontal = ("achievements",)
+    readonly_fields = ("closed_at", "live_standings")
+    actions = ["close_now", "rebuild_board"]
+    fieldsets = (
+        (None, {"fields": ("game", "name", "description")}),
+        ("Window", {"fields": ("starts_at", "ends_at", "region")}),
+        ("What counts", {"fields": ("achievements",), "description": "Leave empty: every achievement counts."}),
+        ("Standings", {"fields": ("closed_at", "live_standings")}),
+    )
+
+    @admin.display(description="status")
+    def status_badge(self, season: Season) -> str:
+        return season.status
+
+    @admin.display(description="Standings (top 20)")
+    def live_standings(self, season: Season) -> str:
+        if season.pk is None:
+            return "–"
+        if season.closed_at:
+            page = selectors.archived_page(Caller(), season, limit=20)
+        else:
+            page = selectors.page(Caller(), Board.season(season.pk), limit=20, game_id=season.game_id)
+        link = reverse("game-board-page", args=[season.game.slug]) + f"?season={season.pk}"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r["rank"], r["username"], r["points"]) for r in page.rankings),
+        )
+        return format_html(
+            '<p>{} ranked · <a href="{}" target="_blank">open the live page</a></p>'
+            "<table><tr><th>#</th><th>Player</th><th>Points</th></tr>{}</table>",
+            page.total,
+            link,
+            rows,
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Season | None = None) -> tuple[str, ...]:
+        if obj is not None and obj.closed_at is not None:
+            # A closed season is archived for good.
+            return ("game", "name", "starts_at", "ends_at", "region", "achievements", "closed_at", "live_standings")
+        return self.readonly_fields
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # The window, region or chosen achievements may differ now: count what is inside.
+        recount_season(form.instance)
+
+    @admin.action(description="Close now and archive final standings", permissions=["change"])
+    def close_now(self, request: HttpRequest, queryset: QuerySet[Season]) -> None:
+        closed = sum(services.close_season(season=s, actor=request.user, now=timezone.now()) for s in queryset)
+        self.message_user(request, f"Closed {closed} season(s).", messages.SUCCESS)
+
+    @admin.action(description="Rebuild every leaderboard from the database", permissions=["moderate"])
+    def rebuild_board(self, request: HttpRequest, queryset: QuerySet[Season]) -> None:
+        tasks.rebuild_index.delay()
+        services.record_moderation(kind=ModerationAction.Kind.REBUILD, actor=request.user, scope="all")
+        self.message_user(request, "Rebuild requested.", messages.SUCCESS)
+
+
+@admin.register(SeasonResult)
+class SeasonResultAdmin(admin.ModelAdmin):
+    list_display = ("season", "rank", "player", "points", "achievement_count", "region")
+    list_filter = ("season",)
+    list_select_related = ("season", "player")
+    ordering = ("season", "position")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(ModerationAction)
+class ModerationActionAdmin(SeasonResultAdmin):
+    list_display = ("created", "kind", "actor", "player", "season", "reason")
+    list_filter = ("kind",)
+    list_select_related = ("actor", "player", "season")
+    search_fields = ("player__username", "actor__username", "reason")
+    ordering = ("-created",)
+    date_hierarchy = "created"
+
+
+# --- Moderation actions on players and games (registered in tracker.admin) ----------------
+
+from tracker.admin import GameAdmin, PlayerAdmin  # noqa: E402
+from tracker.models import Game, Player  # noqa: E402
+
+admin.site.unregister(Player)
+admin.site.unregister(Game)
+
+
+@admin.register(Player)
+class ModeratedPlayerAdmin(ModerationPermission, PlayerAdmin):
+    list_display = (*PlayerAdmin.list_display, "boards_hidden")
+    list_filter = (*PlayerAdmin.list_filter, "boards_hidden")
+    actions = [
+        with_reason(
+            "hide_from_boards",
+            "Hide from leaderboards",
+            lambda player, actor, reason: services.hide_player(player=player, actor=actor, reason=reason),
+        ),
+        with_reason(
+            "restore_to_boards",
+            "Restore to leaderboards",
+            lambda player, actor, reason: services.restore_player(player=player, actor=actor, reason=reason),
+        ),
+    ]
+
+
+@admin.register(Game)
+class BoardGameAdmin(ModerationPermission, GameAdmin):
+    actions = ["rebuild_boards"]
+
+    @admin.action(description="Rebuild this game's leaderboards from the database", permissions=["moderate"])
+    def rebuild_boards(self, request: HttpRequest, queryset: QuerySet[Game]) -> None:
+        for game in queryset:
+            tasks.rebuild_index.delay(str(game.pk))
+            services.record_moderation(kind=ModerationAction.Kind.REBUILD, actor=request.user, game=str(game.pk))
+        self.message_user(request, f"Rebuild requested for {queryset.count()} game(s).", messages.SUCCESS)

@@ -1,0 +1,352 @@
+"""Board and season endpoints: thin views over leaderboards.selectors."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leaderboards import selectors
+from leaderboards.boards import Board
+from leaderboards.models import Season
+from tracker.auth import Caller, Visibility, check_may_view, require_player
+from tracker.errors import Conflict, Forbidden, NotFound
+from tracker.models import Player
+from tracker.regions import Region
+from tracker.selectors import get_game, get_player
+from tracker.serializers import StrictSerializer
+
+
+class BoardQuery(StrictSerializer):
+    region = serializers.ChoiceField(choices=Region.choices, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=100)
+    offset = serializers.IntegerField(min_value=0, max_value=10_000_000, default=0)
+
+
+class StandingQuery(StrictSerializer):
+    region = serializers.ChoiceField(choices=Region.choices, required=False)
+
+
+class AroundQuery(StandingQuery):
+    radius = serializers.IntegerField(min_value=1, max_value=50, default=5)
+
+
+class RankingSerializer(serializers.Serializer):
+    player_id = serializers.UUIDField()
+    username = serializers.CharField()
+    points = serializers.IntegerField()
+    rank = serializers.IntegerField()
+
+
+class BoardOutput(serializers.Serializer):
+    rankings = RankingSerializer(many=True)
+    total = serializers.IntegerField(help_text="Ranked players on this board.")
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    region = serializers.CharField(allow_null=True)
+
+
+class StandingOutput(serializers.Serializer):
+    rank = serializers.IntegerField()
+    points = serializers.IntegerField()
+    percentile = serializers.FloatField(help_text="Share of ranked players with strictly fewer points.")
+    total = serializers.IntegerField()
+
+
+class AroundOutput(serializers.Serializer):
+    rankings = RankingSerializer(many=True)
+    total = serializers.IntegerField()
+
+
+def parse(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    query = serializer(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
+def board_response(caller: Caller, board: Board, query: dict[str, Any], game_id: Any = None) -> Response:
+    page = selectors.page(caller, board, offset=query["offset"], limit=query["limit"], game_id=game_id)
+    return Response(
+        {
+            "rankings": page.rankings,
+            "total": page.total,
+            "limit": query["limit"],
+            "offset": query["offset"],
+            "region": board.region or None,
+        }
+    )
+
+
+def not_ranked(player_id: Any) -> NotFound:
+    return NotFound(f"Player '{player_id}' has no points on this board, so is not ranked on it.")
+
+
+def viewable(caller: Caller, player_id: uuid.UUID, game_id: Any) -> Player:
+    """The player asked about, if this caller may see their standing on a board of
+    `game_id` (None: the global board). A game key sees a non-public player's standing on
+    its own game's boards only."""
+    player = get_player(player_id)
+    if check_may_view(caller, player) is Visibility.OWN_GAME and str(caller.game_key.game_id) != str(game_id):
+        raise Forbidden("This player's standing outside your game is not visible to you.")
+    return player
+
+
+def standing_response(caller: Caller, board: Board, player_id: uuid.UUID, game_id: Any = None) -> Response:
+    player = viewable(caller, player_id, game_id)
+    found = selectors.standing(board, player.pk)
+    if found is None:
+        raise not_ranked(player_id)
+    return Response({"rank": found.rank, "points": found.points, "percentile": found.percentile, "total": found.total})
+
+
+def around_response(caller: Caller, board: Board, player_id: uuid.UUID, radius: int, game_id: Any = None) -> Response:
+    player = viewable(caller, player_id, game_id)
+    page = selectors.around(caller, board, player.pk, radius=radius, game_id=game_id)
+    if page is None:
+        raise not_ranked(player_id)
+    return Response({"rankings": page.rankings, "total": page.total})
+
+
+TAGS = ["leaderboards"]
+
+
+class GameBoardApi(APIView):
+    @extend_schema(
+        parameters=[BoardQuery],
+        responses={200: BoardOutput},
+        summary="A game's all-time board (top 100 by default), optionally for one region",
+        tags=TAGS,
+    )
+    def get(self, request: Request, game_id: str) -> Response:
+        game = get_game(game_id)
+        query = parse(BoardQuery, request)
+        return board_response(Caller.of(request), Board.game(game.pk, query.get("region", "")), query, game.pk)
+
+
+class GameStandingApi(APIView):
+    @extend_schema(parameters=[StandingQuery], responses={200: StandingOutput}, summary="A player's rank", tags=TAGS)
+    def get(self, request: Request, game_id: str, player_id: uuid.UUID) -> Response:
+        game = get_game(game_id)
+        query = parse(StandingQuery, request)
+        return standing_response(Caller.of(request), Board.game(game.pk, query.get("region", "")), player_id, game.pk)
+
+
+class GameAroundApi(APIView):
+    @extend_schema(
+        parameters=[AroundQuery],
+        responses={200: AroundOutput},
+        summary="The players just above and below a player",
+        tags=TAGS,
+    )
+    def get(self, request: Request, game_id: str, player_id: uuid.UUID) -> Response:
+        game = get_game(game_id)
+        query = parse(AroundQuery, request)
+        board = Board.game(game.pk, query.get("region", ""))
+        return around_response(Caller.of(request), board, player_id, query["radius"], game.pk)
+
+
+class GameFriendsBoardApi(APIView):
+    class Output(serializers.Serializer):
+        rankings = RankingSerializer(many=True)
+        total = serializers.IntegerField()
+
+    @extend_schema(
+        parameters=[StandingQuery],
+        responses={200: Output},
+        summary="A game's board among me and my friends (player token)",
+        tags=TAGS,
+    )
+    def get(self, request: Request, game_id: str) -> Response:
+        me = require_player(Caller.of(request))
+        game = get_game(game_id)
+        query = parse(StandingQuery, request)
+        page = selectors.friends_page(me, Board.game(game.pk, query.get("region", "")), game.pk)
+        return Response({"rankings": page.rankings, "total": page.total})
+
+
+class GlobalBoardApi(APIView):
+    @extend_schema(
+        parameters=[BoardQuery],
+        responses={200: BoardOutput},
+        summary="The cross-game board: total points over every game",
+        tags=TAGS,
+    )
+    def get(self, request: Request) -> Response:
+        query = parse(BoardQuery, request)
+        return board_response(Caller.of(request), Board.everywhere(query.get("region", "")), query)
+
+
+class GlobalStandingApi(APIView):
+    @extend_schema(
+        parameters=[StandingQuery], responses={200: StandingOutput}, summary="A player's global rank", tags=TAGS
+    )
+    def get(self, request: Request, player_id: uuid.UUID) -> Response:
+        query = parse(StandingQuery, request)
+        return standing_response(Caller.of(request), Board.everywhere(query.get("region", "")), player_id)
+
+
+class GlobalAroundApi(APIView):
+    @extend_schema(
+        parameters=[AroundQuery], responses={200: AroundOutput}, summary="Around a player, globally", tags=TAGS
+    )
+    def get(self, request: Request, player_id: uuid.UUID) -> Response:
+        query = parse(AroundQuery, request)
+        board = Board.everywhere(query.get("region", ""))
+        return around_response(Caller.of(request), board, player_id, query["radius"])
+
+
+# --- Seasons ------------------------------------------------------------------------------
+
+
+class SeasonSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    game_id = serializers.UUIDField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    region = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=Season.Status.choices)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    achievement_ids = serializers.ListField(child=serializers.UUIDField(), help_text="Empty: all count.")
+
+
+def season_data(season: Season, now: Any) -> dict[str, Any]:
+    return {
+        "id": str(season.pk),
+        "game_id": str(season.game_id),
+        "name": season.name,
+        "description": season.description,
+        "starts_at": season.starts_at.isoformat(),
+        "ends_at": season.ends_at.isoformat(),
+        "region": season.region or None,
+        "status": season.status_at(now),
+        "closed_at": season.closed_at.isoformat() if season.closed_at else None,
+        "achievement_ids": [str(a.pk) for a in season.achievements.all()],
+    }
+
+
+def get_season(season_id: uuid.UUID) -> Season:
+    season = Season.objects.prefetch_related("achievements").filter(pk=season_id).first()
+    if season is None:
+        raise NotFound(f"Unknown season '{season_id}'.")
+    return season
+
+
+def season_board(season: Season, region: str) -> Board:
+    """A regional season has one board, its region's: asked for another region it is
+    empty (its own region's board is the season's whole board)."""
+    return Board.season(season.pk, "" if region == season.region else region)
+
+
+class SeasonListApi(APIView):
+    class Query(StrictSerializer):
+        game = serializers.CharField(required=False, max_length=64)
+        status = serializers.ChoiceField(choices=Season.Status.choices, required=False)
+
+    class Output(serializers.Serializer):
+        seasons = SeasonSerializer(many=True)
+
+    @extend_schema(
+        parameters=[Query],
+        responses={200: Output},
+        summary="Seasons and events",
+        tags=["seasons"],
+        operation_id="seasons_list",
+    )
+    def get(self, request: Request) -> Response:
+        query = parse(self.Query, request)
+        seasons = Season.objects.prefetch_related("achievements").order_by("-starts_at")
+        if "game" in query:
+            seasons = seasons.filter(game=get_game(query["game"]))
+        now = timezone.now()
+        data = [season_data(s, now) for s in seasons[:500]]
+        if "status" in query:
+            data = [s for s in data if s["status"] == query["status"]]
+        return Response({"seasons": data})
+
+
+class SeasonDetailApi(APIView):
+    @extend_schema(responses={200: SeasonSerializer}, summary="One season", tags=["seasons"])
+    def get(self, request: Request, season_id: uuid.UUID) -> Response:
+        return Response(season_data(get_season(season_id), timezone.now()))
+
+
+class SeasonStandingsApi(APIView):
+    class Output(BoardOutput):
+        status = serializers.CharField()
+        final = serializers.BooleanField(help_text="True once closed: archived final standings.")
+
+    @extend_schema(
+        parameters=[BoardQuery],
+        responses={200: Output},
+        summary="Live standings of a running season, or the archived final standings of a closed one",
+        tags=["seasons"],
+    )
+    def get(self, request: Request, season_id: uuid.UUID) -> Response:
+        season = get_season(season_id)
+        query = parse(BoardQuery, request)
+        caller = Caller.of(request)
+        region = query.get("region", "")
+        if season.closed_at is not None:
+            page = selectors.archived_page(caller, season, region=region, offset=query["offset"], limit=query["limit"])
+        else:
+            page = selectors.page(
+                caller,
+                season_board(season, region),
+                offset=query["offset"],
+                limit=query["limit"],
+                game_id=season.game_id,
+            )
+        return Response(
+            {
+                "rankings": page.rankings,
+                "total": page.total,
+                "limit": query["limit"],
+                "offset": query["offset"],
+                "region": region or None,
+                "status": season.status,
+                "final": season.closed_at is not None,
+            }
+        )
+
+
+class SeasonStandingApi(APIView):
+    @extend_schema(
+        parameters=[StandingQuery],
+        responses={200: StandingOutput},
+        summary="A player's place in a season",
+        tags=["seasons"],
+    )
+    def get(self, request: Request, season_id: uuid.UUID, player_id: uuid.UUID) -> Response:
+        season = get_season(season_id)
+        query = parse(StandingQuery, request)
+        if season.closed_at is None:
+            board = season_board(season, query.get("region", ""))
+            return standing_response(Caller.of(request), board, player_id, season.game_id)
+        player = viewable(Caller.of(request), player_id, season.game_id)
+        found = selectors.archived_standing(season, player.pk, query.get("region", ""))
+        if found is None:
+            raise not_ranked(player_id)
+        return Response(
+            {"rank": found.rank, "points": found.points, "percentile": found.percentile, "total": found.total}
+        )
+
+
+class SeasonAroundApi(APIView):
+    @extend_schema(
+        parameters=[AroundQuery], responses={200: AroundOutput}, summary="Around a player in a season", tags=["seasons"]
+    )
+    def get(self, request: Request, season_id: uuid.UUID, player_id: uuid.UUID) -> Response:
+        season = get_season(season_id)
+        if season.closed_at is not None:
+            raise Conflict("This season is closed; read its final standings instead.")
+        query = parse(AroundQuery, request)
+        board = season_board(season, query.get("region", ""))
+        return around_response(Caller.of(request), board, player_id, query["radius"], season.game_id)

@@ -1,0 +1,233 @@
+"""A player's statistics, dashboard and history, and the friends API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from achievements.api import AchievementOutputSerializer
+from achievements.models import Unlock
+from achievements.selectors import achievement_data
+from players import selectors, services
+from tracker.auth import Caller, Visibility, check_may_view, require_player
+from tracker.errors import Forbidden, Invalid, NotFound
+from tracker.models import Friendship, Game, Player
+from tracker.selectors import get_game, get_player
+from tracker.serializers import StrictSerializer
+
+
+def viewed(request: Request, player_id: uuid.UUID, game_ref: str | None) -> tuple[Player, Game | None]:
+    """The player asked about, and the game to limit to, after the privacy check. A game
+    key sees a non-public player only within its own game."""
+    caller = Caller.of(request)
+    player = get_player(player_id)
+    seen = check_may_view(caller, player)
+    game = get_game(game_ref) if game_ref else None
+    if seen is Visibility.OWN_GAME:
+        if game is not None and game.pk != caller.game_key.game_id:
+            raise Forbidden("This player's data in other games is not visible to you.")
+        game = caller.game
+    return player, game
+
+
+class GameQuery(StrictSerializer):
+    game = serializers.CharField(required=False, max_length=64)
+
+
+def unlock_data(unlock: Unlock) -> dict[str, Any]:
+    return {
+        **achievement_data(unlock.achievement),
+        "game_name": unlock.game.name,
+        "unlocked_at": unlock.unlocked_at.isoformat(),
+    }
+
+
+class StatisticsApi(APIView):
+    class GameRow(serializers.Serializer):
+        game_id = serializers.UUIDField()
+        game_slug = serializers.CharField()
+        game_name = serializers.CharField()
+        playtime = serializers.FloatField(help_text="Hours.")
+        achievements = serializers.IntegerField()
+        total_achievements = serializers.IntegerField()
+        completion = serializers.FloatField(help_text="Percent of the game's achievements, hidden included.")
+        points = serializers.IntegerField()
+        weighted_score = serializers.FloatField()
+        last_played = serializers.DateTimeField(allow_null=True)
+
+    class Output(serializers.Serializer):
+        games = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        parameters=[GameQuery], responses={200: Output}, summary="A player's statistics per game", tags=["players"]
+    )
+    def get(self, request: Request, player_id: uuid.UUID) -> Response:
+        query = GameQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        player, game = viewed(request, player_id, query.validated_data.get("game"))
+        return Response({"games": selectors.statistics(player, game=game)})
+
+
+class DashboardApi(APIView):
+    class Output(serializers.Serializer):
+        total_achievements = serializers.IntegerField()
+        total_playtime = serializers.FloatField(help_text="Hours.")
+        games_owned = serializers.IntegerField(help_text="Games with any recorded activity.")
+        average_completion = serializers.FloatField()
+        total_points = serializers.IntegerField()
+        weighted_score = serializers.FloatField()
+        recent_achievements = AchievementOutputSerializer(many=True)
+
+    @extend_schema(responses={200: Output}, summary="A player's dashboard totals", tags=["players"])
+    def get(self, request: Request, player_id: uuid.UUID) -> Response:
+        player, game = viewed(request, player_id, None)
+        board = selectors.dashboard(player, game=game)
+        return Response(
+            {
+                "total_achievements": board.total_achievements,
+                "total_playtime": board.total_playtime,
+                "games_owned": board.games_owned,
+                "average_completion": board.average_completion,
+                "total_points": board.total_points,
+                "weighted_score": board.weighted_score,
+                "recent_achievements": [unlock_data(u) for u in board.recent],
+            }
+        )
+
+
+class HistoryApi(APIView):
+    class Query(GameQuery):
+        start = serializers.DateField(required=False, help_text="Default: 29 days before `end`.")
+        end = serializers.DateField(required=False, help_text="Default: today (UTC).")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            attrs.setdefault("end", timezone.now().date())
+            attrs.setdefault("start", attrs["end"] - timedelta(days=29))
+            if attrs["start"] > attrs["end"]:
+                raise serializers.ValidationError({"start": ["Must not be after end."]})
+            if (attrs["end"] - attrs["start"]).days >= selectors.MAX_HISTORY_DAYS:
+                raise serializers.ValidationError({"start": [f"At most {selectors.MAX_HISTORY_DAYS} days."]})
+            return attrs
+
+    class Output(serializers.Serializer):
+        game_id = serializers.UUIDField(allow_null=True)
+        days = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        parameters=[Query],
+        responses={200: Output},
+        summary="A player's daily points, achievements and playtime over a date range",
+        description="Totals at the end of each UTC day and what the day added, from daily snapshots.",
+        tags=["players"],
+    )
+    def get(self, request: Request, player_id: uuid.UUID) -> Response:
+        query = self.Query(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        player, game = viewed(request, player_id, values.get("game"))
+        days = selectors.history(player, game=game, start=values["start"], end=values["end"])
+        return Response({"game_id": str(game.pk) if game else None, "days": days})
+
+
+# --- Friends ------------------------------------------------------------------------------
+
+
+def friend_data(player: Player) -> dict[str, Any]:
+    return {"player_id": str(player.pk), "username": player.username}
+
+
+def request_data(friendship: Friendship, other: Player) -> dict[str, Any]:
+    return {"id": friendship.pk, **friend_data(other), "created": friendship.created.isoformat()}
+
+
+class FriendsApi(APIView):
+    class Output(serializers.Serializer):
+        friends = serializers.ListField(child=serializers.DictField())
+        incoming = serializers.ListField(child=serializers.DictField())
+        outgoing = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(responses={200: Output}, summary="My friends and pending requests", tags=["friends"])
+    def get(self, request: Request) -> Response:
+        me = require_player(Caller.of(request))
+        incoming, outgoing = selectors.pending_requests(me)
+        return Response(
+            {
+                "friends": [friend_data(p) for p in selectors.friends_of(me)],
+                "incoming": [request_data(f, f.requester) for f in incoming],
+                "outgoing": [request_data(f, f.addressee) for f in outgoing],
+            }
+        )
+
+
+class FriendRequestApi(APIView):
+    class Input(StrictSerializer):
+        username = serializers.CharField(required=False, max_length=150)
+        player_id = serializers.UUIDField(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if ("username" in attrs) == ("player_id" in attrs):
+                raise serializers.ValidationError({"username": ["Give exactly one of username or player_id."]})
+            return attrs
+
+    class Output(serializers.Serializer):
+        id = serializers.IntegerField()
+        player_id = serializers.UUIDField()
+        username = serializers.CharField()
+        status = serializers.CharField()
+
+    @extend_schema(
+        request=Input,
+        responses={201: Output},
+        summary="Send a friend request (accepts theirs if they asked first)",
+        tags=["friends"],
+    )
+    def post(self, request: Request) -> Response:
+        me = require_player(Caller.of(request))
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        if "player_id" in data.validated_data:
+            other = get_player(data.validated_data["player_id"])
+        else:
+            other = Player.objects.filter(username__iexact=data.validated_data["username"], is_active=True).first()
+            if other is None:
+                raise NotFound(f"No player named '{data.validated_data['username']}'.")
+        friendship = services.friend_request(sender=me, receiver=other)
+        return Response(
+            {"id": friendship.pk, **friend_data(other), "status": friendship.status}, status=status.HTTP_201_CREATED
+        )
+
+
+class FriendRequestAnswerApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: FriendRequestApi.Output, 204: None},
+        parameters=[OpenApiParameter("answer", str, OpenApiParameter.PATH, enum=["accept", "decline"])],
+        summary="Accept or decline a friend request sent to me",
+        operation_id="friends_requests_answer",
+        tags=["friends"],
+    )
+    def post(self, request: Request, request_id: int, answer: str) -> Response:
+        me = require_player(Caller.of(request))
+        if answer == "decline":
+            services.friend_decline(player=me, friendship_id=request_id)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        if answer != "accept":
+            raise Invalid("Answer with accept or decline.")
+        friendship = services.friend_accept(player=me, friendship=request_id)
+        return Response({"id": friendship.pk, **friend_data(friendship.requester), "status": friendship.status})
+
+
+class FriendApi(APIView):
+    @extend_schema(responses={204: None}, summary="Remove a friend (or withdraw a request)", tags=["friends"])
+    def delete(self, request: Request, player_id: uuid.UUID) -> Response:
+        me = require_player(Caller.of(request))
+        services.friend_remove(player=me, other=get_player(player_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,150 @@
+"""Demo data through the real service functions: games, seasons, players, friends, play
+sessions and 90 days of unlocks, then the background jobs that follow from them."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from achievements.models import Source
+from achievements.services import import_manifest, unlock_achievement
+from achievements.tasks import refresh_rarity, refresh_weighted_scores
+from leaderboards.models import Season
+from leaderboards.services import CLOSE_GRACE, close_due_seasons
+from players.services import friend_accept, friend_request
+from players.snapshots import take_snapshots
+from stats.services import record_play_session
+from tracker.models import Game, Player, Privacy
+from tracker.regions import Region
+
+DEMO_DIR = Path(settings.BASE_DIR) / "demo"
+DEMO_PASSWORD = "questboard-demo"
+ADMIN_PASSWORD = "questboard-admin"
+SYLLABLES = ["ka", "zu", "mi", "ro", "ne", "tal", "vor", "ix", "sha", "dun", "el", "gri", "pho", "quin", "bo"]
+
+
+class Command(BaseCommand):
+    help = "Load demo games, seasons, players, friends, sessions and unlock histories."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--players", type=int, default=300)
+        parser.add_argument("--days", type=int, default=90)
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing if any game exists.")
+
+    def handle(self, *args: Any, players: int, days: int, seed: int, if_empty: bool, **options: Any) -> None:
+        if if_empty and Game.objects.exists():
+            self.stdout.write("Demo data already present.")
+            return
+        rng = random.Random(seed)
+        now = timezone.now()
+        games = [import_manifest(manifest=json.loads(p.read_text())).game for p in sorted(DEMO_DIR.glob("*.json"))]
+        self._seasons({g.slug: g for g in games}, now)
+        people = [self._player("demo", rng, privacy=Privacy.PUBLIC, region=Region.EUROPE)]
+        people += [self._player(self._name(rng, i), rng) for i in range(players - 1)]
+        self._admin()
+        self._friends(people[0], people[1:], rng)
+        unlocks = 0
+        for person in people:
+            with transaction.atomic():
+                for game in rng.sample(games, k=rng.choice([1, 1, 2, 2, 3])):
+                    unlocks += self._play(person, game, rng, now, days)
+        for game in games:
+            refresh_rarity(str(game.pk))
+            refresh_weighted_scores(str(game.pk))
+        close_due_seasons(now + CLOSE_GRACE)
+        today = now.date()
+        for back in range(days + 1, -1, -1):
+            take_snapshots(today - timedelta(days=back))
+        self.stdout.write(f"Demo data: {len(games)} games, {len(people)} players, {unlocks} unlocks.")
+
+    def _play(self, player: Player, game: Game, rng: random.Random, now: datetime, days: int) -> int:
+        """Sessions of play, each unlocking what the player's skill reaches; times ascend."""
+        skill = rng.betavariate(3, 2)
+        when = now - timedelta(days=rng.uniform(1, days), minutes=rng.uniform(0, 600))
+        count = 0
+        for position, achievement in enumerate(game.achievements.order_by("position")):
+            chance = skill ** (0.5 + position**1.6 * 0.25) if position else 0.95
+            if rng.random() > chance:
+                continue
+            session = timedelta(minutes=rng.uniform(20, 150))
+            when += timedelta(hours=rng.expovariate(1 / 30)) + session
+            if when >= now:
+                break
+            record_play_session(
+                player=player,
+                game=game,
+                session_id=f"demo-{position}",
+                started_at=when - session,
+                ended_at=when,
+                source=Source.DEMO,
+            )
+            unlock_achievement(player=player, achievement=achievement, source=Source.DEMO, at=when)
+            count += 1
+        return count
+
+    @staticmethod
+    def _friends(demo: Player, others: list[Player], rng: random.Random) -> None:
+        public = [p for p in others if p.privacy != Privacy.PRIVATE]
+        picks = rng.sample(public, k=9)
+        for friend in picks[:6]:
+            friend_accept(player=friend, friendship=friend_request(sender=demo, receiver=friend))
+        for asker in picks[6:8]:
+            friend_request(sender=asker, receiver=demo)
+        friend_request(sender=demo, receiver=picks[8])
+
+    @staticmethod
+    def _seasons(games: dict[str, Game], now: datetime) -> None:
+        day = timedelta(days=1)
+        Season.objects.create(
+            game=games["star-raiders"], name="Season 1: Frontier", starts_at=now - 80 * day, ends_at=now - 50 * day
+        )
+        Season.objects.create(
+            game=games["star-raiders"], name="Season 2: Nebula Run", starts_at=now - 20 * day, ends_at=now + 10 * day
+        )
+        sprint = Season.objects.create(
+            game=games["moon-miners"],
+            name="Lunar Sprint (Europe)",
+            description="Build fast: only habitat, rover and crew achievements count.",
+            starts_at=now - 30 * day,
+            ends_at=now + 4 * day,
+            region=Region.EUROPE,
+        )
+        sprint.achievements.set(games["moon-miners"].achievements.filter(api_name__in=["HABITAT", "ROVER", "CREW_10"]))
+        Season.objects.create(
+            game=games["dungeon-deep"], name="Deep Dive Weekend", starts_at=now + 3 * day, ends_at=now + 5 * day
+        )
+
+    @staticmethod
+    def _name(rng: random.Random, index: int) -> str:
+        word = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+        return f"{word}{index}" if rng.random() < 0.6 else f"{word}_{rng.randint(1, 99)}x{index}"
+
+    @staticmethod
+    def _player(username: str, rng: random.Random, privacy: str | None = None, region: str | None = None) -> Player:
+        regions = [code for code, _ in Region.choices]
+        player = Player(
+            username=username,
+            region=region or rng.choices(regions, weights=[30, 8, 30, 20, 5, 4, 3])[0],
+            privacy=privacy or rng.choices([Privacy.PUBLIC, Privacy.FRIENDS, Privacy.PRIVATE], [85, 10, 5])[0],
+        )
+        player.set_email(f"{username.lower()}@players.questboard.test")
+        player.set_password(DEMO_PASSWORD)
+        player.save()
+        return player
+
+    @staticmethod
+    def _admin() -> None:
+        if not Player.objects.filter(username="admin").exists():
+            admin = Player(username="admin", is_staff=True, is_superuser=True)
+            admin.set_email("admin@questboard.test")
+            admin.set_password(ADMIN_PASSWORD)
+            admin.save()

@@ -1,0 +1,99 @@
+"""Play sessions: game servers and clients report playtime."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from stats.services import MAX_SESSION, record_play_session
+from tracker.auth import Caller, check_may_report_play
+from tracker.selectors import get_game, get_player
+from tracker.serializers import StrictSerializer
+
+
+class SessionInput(StrictSerializer):
+    player_id = serializers.UUIDField()
+    game_id = serializers.CharField(required=False, max_length=64, help_text="Optional with a game key (its game).")
+    session_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)
+    started_at = serializers.DateTimeField(required=False)
+    ended_at = serializers.DateTimeField(required=False)
+    duration_seconds = serializers.IntegerField(required=False, min_value=1, max_value=int(MAX_SESSION.total_seconds()))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        now = timezone.now()
+        latest = now + settings.UNLOCK_MAX_CLOCK_SKEW
+        for name in ("started_at", "ended_at"):
+            if name in attrs and attrs[name] > latest:
+                raise serializers.ValidationError({name: ["Is in the future."]})
+        has_span = "started_at" in attrs and "ended_at" in attrs
+        if has_span == ("duration_seconds" in attrs):
+            raise serializers.ValidationError(
+                {"duration_seconds": ["Give started_at and ended_at, or duration_seconds (with ended_at optional)."]}
+            )
+        if not has_span:
+            attrs["ended_at"] = min(attrs.get("ended_at", now), now)
+            attrs["started_at"] = attrs["ended_at"] - timedelta(seconds=attrs["duration_seconds"])
+        if attrs["ended_at"] <= attrs["started_at"]:
+            raise serializers.ValidationError({"ended_at": ["Must be after started_at."]})
+        return attrs
+
+
+class SessionOutput(serializers.Serializer):
+    session_id = serializers.CharField()
+    player_id = serializers.UUIDField()
+    game_id = serializers.UUIDField()
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    duration_seconds = serializers.IntegerField()
+    already_recorded = serializers.BooleanField()
+
+
+class PlaySessionApi(APIView):
+    @extend_schema(
+        request=SessionInput,
+        responses={201: SessionOutput, 200: SessionOutput},
+        summary="Report a play session (idempotent by session_id)",
+        description=(
+            "201 when recorded; 200 with already_recorded=true when this player already reported that "
+            "session_id for the game. Sessions longer than 24 hours, ending before they start or in the "
+            "future are rejected."
+        ),
+        tags=["sessions"],
+    )
+    def post(self, request: Request) -> Response:
+        caller = Caller.of(request)
+        data = SessionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        game = get_game(values["game_id"]) if "game_id" in values else caller.game
+        if game is None:
+            raise serializers.ValidationError({"game_id": ["Required with a player token."]})
+        player = get_player(values["player_id"])
+        check_may_report_play(caller, player, game)
+        outcome = record_play_session(
+            player=player,
+            game=game,
+            session_id=values["session_id"],
+            started_at=values["started_at"],
+            ended_at=values["ended_at"],
+            source="server" if caller.game_key else "client",
+        )
+        session = outcome.session
+        body = {
+            "session_id": session.session_id,
+            "player_id": str(session.player_id),
+            "game_id": str(session.game_id),
+            "started_at": session.started_at.isoformat(),
+            "ended_at": session.ended_at.isoformat(),
+            "duration_seconds": session.duration_seconds,
+            "already_recorded": not outcome.created,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)

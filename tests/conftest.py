@@ -1,0 +1,158 @@
+"""The fixed cast every test uses.
+
+Players: alice (eu, public), bob (na, public), charlie (eu, private).
+Games: star-raiders (the main one) and moon-miners (another studio's game).
+Each game has one API key; `api` builds a client authenticated as any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from achievements.services import import_manifest
+from tracker.celery import app as celery_app
+from tracker.models import Game, Player, Privacy
+from tracker.services import game_key_create
+
+STAR_RAIDERS = {
+    "slug": "star-raiders",
+    "name": "Star Raiders",
+    "achievements": [
+        {"api_name": "FIRST_FLIGHT", "name": "First Flight", "points": 10, "client_unlockable": True},
+        {"api_name": "ACE_PILOT", "name": "Ace Pilot", "points": 25},
+        {"api_name": "SECRET_ENDING", "name": "The Truth", "points": 50, "hidden": True},
+        {"api_name": "KILL_100", "name": "Centurion", "points": 15, "progress_target": 100},
+    ],
+}
+MOON_MINERS = {
+    "slug": "moon-miners",
+    "name": "Moon Miners",
+    "achievements": [{"api_name": "FIRST_ORE", "name": "First Ore", "points": 5, "client_unlockable": True}],
+}
+
+
+@pytest.fixture(autouse=True)
+def _inline_celery() -> Iterator[None]:
+    """Tasks run inline in tests, even when CI configures a real broker."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> Iterator[None]:
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_player(username: str, *, region: str = "eu", privacy: str = Privacy.PUBLIC) -> Player:
+    player = Player(username=username, region=region, privacy=privacy)
+    player.set_email(f"{username}@example.com")
+    player.set_password("correct horse battery staple")
+    player.save()
+    return player
+
+
+@pytest.fixture
+def alice(db: Any) -> Player:
+    return make_player("alice", region="eu")
+
+
+@pytest.fixture
+def bob(db: Any) -> Player:
+    return make_player("bob", region="na")
+
+
+@pytest.fixture
+def charlie(db: Any) -> Player:
+    return make_player("charlie", region="eu", privacy=Privacy.PRIVATE)
+
+
+@pytest.fixture
+def game(db: Any) -> Game:
+    return import_manifest(manifest=STAR_RAIDERS).game
+
+
+@pytest.fixture
+def other_game(db: Any) -> Game:
+    return import_manifest(manifest=MOON_MINERS).game
+
+
+@pytest.fixture
+def game_key(game: Game) -> str:
+    return game_key_create(game=game)
+
+
+@pytest.fixture
+def other_game_key(other_game: Game) -> str:
+    return game_key_create(game=other_game)
+
+
+class Api:
+    """API clients for each kind of caller."""
+
+    def anonymous(self) -> APIClient:
+        return APIClient()
+
+    def as_key(self, key: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+        return client
+
+    def as_player(self, player: Player) -> APIClient:
+        client = APIClient()
+        token = RefreshToken.for_user(player).access_token
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+def achievement(game: Game, api_name: str) -> Any:
+    return game.achievements.get(api_name=api_name)
+
+
+@pytest.fixture(scope="session")
+def uses_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _rank_index_off_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Boards answer from SQL unless a test asks for the Redis index with `rank_index`.
+
+    The index is updated after commit; tests inside a rolled-back transaction never commit,
+    so only transactional tests (which `rank_index` makes them) can see it kept true.
+    """
+    if "rank_index" not in request.fixturenames:
+        from leaderboards import index
+
+        monkeypatch.setattr(index, "redis_store", lambda: None)
+
+
+@pytest.fixture
+def rank_index(transactional_db: Any) -> Iterator[Any]:
+    """The Redis rank index, empty and built (ready), for a transactional test."""
+    from leaderboards import index, sync
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis (REDIS_URL)")
+    store = index.redis_store()
+    assert store is not None
+    store.client.flushdb()
+    sync.rebuild(store)
+    yield store
+    store.client.flushdb()

@@ -1,0 +1,121 @@
+"""Bad requests of every kind get the one JSON error shape and the right status, never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import Api
+from tests.helpers import UNLOCK_URL, assert_error, snapshot
+from tracker.models import Game, Player
+
+
+@pytest.fixture
+def client(api: Api, game_key: str) -> Any:
+    return api.as_key(game_key)
+
+
+def raw_post(client: Any, path: str, data: str | bytes, content_type: str = "application/json") -> Any:
+    return client.post(path, data=data, content_type=content_type)
+
+
+def test_malformed_json_is_400(client: Any, alice: Player) -> None:
+    before = snapshot()
+
+    error = assert_error(raw_post(client, UNLOCK_URL, '{"player_id": '), 400, "parse_error")
+
+    assert "JSON" in error["message"]
+    assert snapshot() == before
+
+
+def test_malformed_json_is_400_on_an_endpoint_without_authentication(api: Api, db: Any) -> None:
+    assert_error(raw_post(api.anonymous(), "/api/v1/players/", "{nope"), 400, "parse_error")
+    assert not Player.objects.exists()
+
+
+@pytest.mark.parametrize("body", ["[]", '["player_id"]', '"unlock"', "42", "null"])
+def test_a_json_body_that_is_not_an_object_is_400(client: Any, alice: Player, body: str) -> None:
+    before = snapshot()
+
+    assert_error(raw_post(client, UNLOCK_URL, body), 400, "invalid")
+    assert snapshot() == before
+
+
+def test_an_empty_body_names_the_missing_fields(client: Any, alice: Player) -> None:
+    error = assert_error(raw_post(client, UNLOCK_URL, ""), 400, "invalid")
+
+    assert "player_id" in error["fields"]
+
+
+def test_wrong_types_are_400_naming_each_field(client: Any, alice: Player, game: Game) -> None:
+    before = snapshot()
+    body = {"player_id": {"id": 1}, "achievement_id": ["not", "a", "uuid"], "timestamp": "yesterday-ish"}
+
+    error = assert_error(client.post(UNLOCK_URL, body, format="json"), 400, "invalid")
+
+    assert {"player_id", "achievement_id", "timestamp"} <= set(error["fields"])
+    assert all(isinstance(messages, list) and messages for messages in error["fields"].values())
+    assert snapshot() == before
+
+
+def test_an_unknown_top_level_field_is_400(client: Any, alice: Player) -> None:
+    before = snapshot()
+    body = {"player_id": str(alice.pk), "achievement": "ACE_PILOT", "points": 1000}
+
+    error = assert_error(client.post(UNLOCK_URL, body, format="json"), 400, "invalid")
+
+    assert error["fields"] == {"points": ["Unknown field."]}
+    assert snapshot() == before
+
+
+def test_a_form_encoded_body_is_415(client: Any, alice: Player) -> None:
+    before = snapshot()
+    form = f"player_id={alice.pk}&achievement=ACE_PILOT"
+
+    response = raw_post(client, UNLOCK_URL, form, "application/x-www-form-urlencoded")
+
+    assert_error(response, 415, "unsupported_media_type")
+    assert snapshot() == before
+
+
+def oversized_unlock(alice: Player) -> str:
+    padding = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    return json.dumps({"player_id": str(alice.pk), "achievement": "ACE_PILOT", "padding": padding})
+
+
+def test_a_body_over_the_size_limit_is_413(client: Any, alice: Player) -> None:
+    before = snapshot()
+
+    assert_error(raw_post(client, UNLOCK_URL, oversized_unlock(alice)), 413)
+    assert snapshot() == before
+
+
+def test_a_body_over_the_size_limit_says_too_large(client: Any, alice: Player) -> None:
+    assert_error(raw_post(client, UNLOCK_URL, oversized_unlock(alice)), 413, "too_large")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/achievements/unlock/nope", "/api/v2/games/"])
+def test_an_unknown_api_path_is_a_json_404(api: Api, db: Any, path: str) -> None:
+    assert_error(api.anonymous().get(path), 404, "not_found")
+    assert_error(api.anonymous().post(path, {}, format="json"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", UNLOCK_URL),
+        ("delete", UNLOCK_URL),
+        ("get", "/api/v1/achievements/unlock/batch"),
+        ("patch", "/api/v1/achievements/progress"),
+        ("get", "/api/v1/players/"),
+        ("post", "/api/v1/games/"),
+    ],
+)
+def test_a_wrong_method_is_a_json_405(client: Any, method: str, path: str) -> None:
+    response = getattr(client, method)(path)
+
+    assert_error(response, 405, "method_not_allowed")
+    assert method.upper() not in response["Allow"]

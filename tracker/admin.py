@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.http import HttpRequest
+from rest_framework_api_key.admin import APIKeyModelAdmin
+
+from tracker.models import Friendship, Game, GameKey, Player
+
+
+@admin.register(Player)
+class PlayerAdmin(UserAdmin):
+    list_display = ("username", "region", "privacy", "is_staff", "created", "last_login")
+    list_filter = ("region", "privacy", "is_staff", "is_active")
+    search_fields = ("username",)
+    ordering = ("username",)
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Profile", {"fields": ("email", "region", "privacy")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+
+    def save_model(self, request: HttpRequest, obj: Player, form: Any, change: bool) -> None:
+        obj.set_email(obj.email or "")
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Game)
+class GameAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "achievement_count", "total_points", "created")
+    search_fields = ("name", "slug")
+    readonly_fields = ("id", "achievement_count", "total_points", "created")
+
+
+@admin.register(GameKey)
+class GameKeyAdmin(APIKeyModelAdmin):
+    list_display = (*APIKeyModelAdmin.list_display, "game")
+    list_filter = (*APIKeyModelAdmin.list_filter, "game")
+
+
+@admin.register(Friendship)
+class FriendshipAdmin(admin.ModelAdmin):
+    list_display = ("requester", "addressee", "status", "created", "accepted_at")
+    list_filter = ("status",)
+    raw_id_fields = ("requester", "addressee")

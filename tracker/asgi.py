@@ -1,0 +1,32 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from players import consumers  # noqa: E402
+from tracker.realtime import socket_auth  # noqa: E402
+
+websocket_urls = [
+    path("ws/me/", consumers.PlayerStreamConsumer.as_asgi()),
+    path("ws/players/<uuid:player_id>/", consumers.PlayerStreamConsumer.as_asgi()),
+    path("ws/leaderboards/global/", consumers.BoardStreamConsumer.as_asgi()),
+    path("ws/leaderboards/<str:game_id>/", consumers.BoardStreamConsumer.as_asgi()),
+    path("ws/seasons/<str:season_id>/", consumers.SeasonStreamConsumer.as_asgi()),
+]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(socket_auth(URLRouter(websocket_urls))),
+    }
+)

@@ -1,0 +1,171 @@
+"""Who is calling, and what they may do: the authentication classes and the rules.
+
+Two kinds of caller reach the API: game servers with a per-game API key
+(``Authorization: Api-Key <key>``) and players with a JWT (``Authorization: Bearer
+<access>``) or a browser session. Every authorisation rule lives here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from django.contrib.auth.models import AnonymousUser
+from django.db import models
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from tracker.errors import Forbidden
+from tracker.models import Friendship, Game, GameKey, Player, Privacy
+
+
+class GameKeyAuthentication(BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request: Request) -> tuple[AnonymousUser, GameKey] | None:
+        header = get_authorization_header(request).decode("latin-1")
+        scheme, _, key = header.partition(" ")
+        if scheme != self.keyword:
+            return None
+        key = key.strip()
+        prefix, dot, _ = key.partition(".")
+        if not dot:
+            raise exceptions.AuthenticationFailed("Malformed API key.")
+        game_key = GameKey.objects.get_usable_keys().select_related("game").filter(prefix=prefix).first()
+        if game_key is None or not game_key.is_valid(key):
+            raise exceptions.AuthenticationFailed("Unknown, revoked or expired API key.")
+        return AnonymousUser(), game_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated party behind a request: a player, a game server, or nobody."""
+
+    player: Player | None = None
+    game_key: GameKey | None = None
+
+    @classmethod
+    def of(cls, request: Request) -> Caller:
+        if isinstance(request.auth, GameKey):
+            return cls(game_key=request.auth)
+        user = request.user
+        if user is not None and user.is_authenticated:
+            return cls(player=user)
+        return cls()
+
+    @property
+    def game(self) -> Game | None:
+        return self.game_key.game if self.game_key else None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.player is None and self.game_key is None
+
+
+def require_caller(caller: Caller) -> None:
+    if caller.is_anonymous:
+        raise exceptions.NotAuthenticated("Send a game API key or a player access token.")
+
+
+def check_may_report(caller: Caller, player: Player, achievement_game_id: object, client_unlockable: bool) -> None:
+    """May this caller report an unlock or progress for `player` on this achievement?
+
+    A game key acts for any player, but only on its own game's achievements. A player acts
+    only for itself, and only on achievements the game marked client-unlockable.
+    """
+    require_caller(caller)
+    if caller.game_key is not None:
+        if caller.game_key.game_id != achievement_game_id:
+            raise Forbidden("This API key belongs to another game.")
+        return
+    assert caller.player is not None
+    if caller.player.pk != player.pk:
+        raise Forbidden("A player token may only report its own achievements.")
+    if not client_unlockable:
+        raise Forbidden("This achievement can only be unlocked by the game's server.")
+
+
+def check_may_report_play(caller: Caller, player: Player, game: Game) -> None:
+    """Play sessions: a game key for any player of its own game; a player for itself."""
+    require_caller(caller)
+    if caller.game_key is not None:
+        if caller.game_key.game_id != game.pk:
+            raise Forbidden("This API key belongs to another game.")
+        return
+    assert caller.player is not None
+    if caller.player.pk != player.pk:
+        raise Forbidden("A player token may only report its own play.")
+
+
+def require_player(caller: Caller) -> Player:
+    """Endpoints about "me" (friends, notifications) need a player, not a game key."""
+    require_caller(caller)
+    if caller.player is None:
+        raise Forbidden("This endpoint is for players; send a player access token.")
+    return caller.player
+
+
+def check_may_manage_game(caller: Caller, game: Game) -> None:
+    require_caller(caller)
+    if caller.game_key is None or caller.game_key.game_id != game.pk:
+        raise Forbidden("Only this game's API key may change its achievement set.")
+
+
+class Visibility(Enum):
+    """How much of a player's data a caller may see."""
+
+    ALL = "all"
+    OWN_GAME = "own_game"  # a game server sees a non-public player's data for its game only
+    NONE = "none"
+
+
+def visibility(caller: Caller, player: Player) -> Visibility:
+    if caller.player is not None and caller.player.pk == player.pk:
+        return Visibility.ALL
+    if player.privacy == Privacy.PUBLIC:
+        return Visibility.ALL
+    if caller.game_key is not None:
+        return Visibility.OWN_GAME
+    if player.privacy == Privacy.FRIENDS and caller.player is not None:
+        if Friendship.objects.are_friends(caller.player, player):
+            return Visibility.ALL
+    return Visibility.NONE
+
+
+def check_may_view(caller: Caller, player: Player) -> Visibility:
+    seen = visibility(caller, player)
+    if seen is Visibility.NONE:
+        raise Forbidden("This player's profile is not visible to you.")
+    return seen
+
+
+def friend_ids(player: Player) -> set[object]:
+    pairs = (
+        Friendship.objects.accepted()
+        .filter(models.Q(requester=player) | models.Q(addressee=player))
+        .values_list("requester_id", "addressee_id")
+    )
+    return {other for pair in pairs for other in pair if other != player.pk}
+
+
+def names_visible_to(caller: Caller, players: Iterable[Player], *, game_id: object = None) -> set[object]:
+    """Ids of the players whose names this caller may see on a board (one query at most).
+
+    Public players are seen by all; friends-only players by their friends; a game's own
+    key sees everyone on that game's boards; every player sees themself.
+    """
+    players = list(players)
+    if caller.game_key is not None and game_id is not None and str(caller.game_key.game_id) == str(game_id):
+        return {p.pk for p in players}
+    visible = {p.pk for p in players if p.privacy == Privacy.PUBLIC}
+    if caller.player is not None:
+        visible.add(caller.player.pk)
+        if any(p.privacy == Privacy.FRIENDS for p in players):
+            friends = friend_ids(caller.player)
+            visible |= {p.pk for p in players if p.privacy == Privacy.FRIENDS and p.pk in friends}
+    return visible

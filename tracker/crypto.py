@@ -1,0 +1,58 @@
+"""Encryption at rest for personal data (player email), with Fernet from `cryptography`.
+
+Values are stored as Fernet tokens; a keyed digest beside them keeps lookups and the
+uniqueness check possible without decrypting every row.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.db import models
+
+
+@cache
+def _fernet() -> MultiFernet:
+    keys = list(settings.FIELD_ENCRYPTION_KEYS)
+    if not keys:
+        derived = hashlib.sha256(("field-encryption:" + settings.SECRET_KEY).encode()).digest()
+        keys = [base64.urlsafe_b64encode(derived).decode()]
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def encrypt(value: str) -> str:
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    return _fernet().decrypt(token.encode()).decode()
+
+
+def digest(value: str) -> str:
+    """A stable keyed hash of a normalised value, for lookups of encrypted columns."""
+    key = hashlib.sha256(("field-digest:" + settings.SECRET_KEY).encode()).digest()
+    return hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+class EncryptedTextField(models.TextField):
+    """A text column whose stored value is a Fernet token; Python sees plaintext."""
+
+    def from_db_value(self, value: str | None, expression: object, connection: object) -> str | None:
+        if value is None or value == "":
+            return value
+        try:
+            return decrypt(value)
+        except InvalidToken:
+            # Written before encryption was enabled, or under a key no longer configured.
+            return ""
+
+    def get_prep_value(self, value: object) -> str | None:
+        value = super().get_prep_value(value)
+        if value is None or value == "":
+            return value
+        return encrypt(value)

@@ -1,0 +1,116 @@
+"""The one error shape of the API, and the exception handler that produces it.
+
+Every error body is ``{"error": {"status", "code", "message", "fields"?}}``. Services raise
+`DomainError` subclasses; DRF and Django exceptions are mapped to the same shape, so a
+client never has to parse two formats and bad input never becomes a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+
+class DomainError(Exception):
+    status = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+
+class Invalid(DomainError):
+    pass
+
+
+class NotFound(DomainError):
+    status = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    status = status.HTTP_403_FORBIDDEN
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    status = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class TooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "too_large"
+
+
+def error_body(status_code: int, code: str, message: str, fields: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status_code, "code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            # Keys that name no field (DRF's and simplejwt's) are not worth prefixing.
+            if key in ("non_field_errors", "detail"):
+                return _first_message(value)
+            return f"{key}: {_first_message(value)}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here: rest_framework.views imports the authentication classes, which import us.
+    from rest_framework.views import set_rollback
+
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(error_body(exc.status, exc.code, exc.message, exc.fields), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        exc = TooLarge()
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    set_rollback()
+
+    detail = exc.detail
+    if isinstance(exc, exceptions.ValidationError):
+        fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        body = error_body(exc.status_code, "invalid", _first_message(detail), fields)
+    else:
+        code = detail.code if hasattr(detail, "code") else getattr(exc, "default_code", "error")
+        body = error_body(exc.status_code, str(code), _first_message(detail))
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_or_default(status_code: int, code: str, message: str, default: Any) -> Any:
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if _wants_json(request):
+            return JsonResponse(error_body(status_code, code, message), status=status_code)
+        return default(request, *args, **kwargs)
+
+    return view

@@ -1,0 +1,141 @@
+"""Core models shared by every domain app: players, games and game API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models.functions import Lower
+from rest_framework_api_key.models import AbstractAPIKey
+
+from tracker import crypto
+from tracker.regions import Region
+
+
+class Privacy(models.TextChoices):
+    PUBLIC = "public", "Public"
+    FRIENDS = "friends", "Friends only"
+    PRIVATE = "private", "Private"
+
+
+class PlayerManager(UserManager):
+    def get_by_email(self, email: str) -> Player:
+        return self.get(email_digest=crypto.digest(email))
+
+
+class Player(AbstractUser):
+    """A person with one profile across every game. Also the Django user model."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Encrypted at rest; `email_digest` keeps it unique and findable.
+    email = crypto.EncryptedTextField(blank=True, default="")
+    email_digest = models.CharField(max_length=64, blank=True, default="", editable=False)
+    region = models.CharField(max_length=8, choices=Region.choices, blank=True, default="")
+    privacy = models.CharField(max_length=8, choices=Privacy.choices, default=Privacy.PUBLIC)
+    # Set by moderation (leaderboards.services.hide_player): off every board, unlocks kept.
+    boards_hidden = models.BooleanField(default=False, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = PlayerManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email_digest"],
+                condition=~models.Q(email_digest=""),
+                name="player_email_unique",
+            ),
+            models.UniqueConstraint(Lower("username"), name="player_username_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    def set_email(self, email: str) -> None:
+        self.email = email.strip()
+        self.email_digest = crypto.digest(self.email) if self.email else ""
+
+
+class Game(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, default="")
+    # Kept by the manifest import so completion needs no count(*) on the unlock path.
+    achievement_count = models.PositiveIntegerField(default=0, editable=False)
+    total_points = models.PositiveIntegerField(default=0, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GameKey(AbstractAPIKey):
+    """A game server's API key. Only a SHA-512 hash of the key is stored."""
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="keys")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "game API key"
+        verbose_name_plural = "game API keys"
+
+
+class FriendshipQuerySet(models.QuerySet):
+    def between(self, a: Player, b: Player) -> FriendshipQuerySet:
+        return self.filter(models.Q(requester=a, addressee=b) | models.Q(requester=b, addressee=a))
+
+    def accepted(self) -> FriendshipQuerySet:
+        return self.filter(status=Friendship.Status.ACCEPTED)
+
+    def are_friends(self, a: Player, b: Player) -> bool:
+        return self.between(a, b).accepted().exists()
+
+
+class Friendship(models.Model):
+    """A friend request from `requester` to `addressee`; friends once accepted."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+
+    requester = models.ForeignKey(Player, on_delete=models.CASCADE, related_name="friend_requests_sent")
+    addressee = models.ForeignKey(Player, on_delete=models.CASCADE, related_name="friend_requests_received")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FriendshipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["requester", "addressee"], name="friendship_once_per_pair"),
+            models.CheckConstraint(condition=~models.Q(requester=models.F("addressee")), name="friendship_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requester_id} → {self.addressee_id} ({self.status})"
+
+
+class Notification(models.Model):
+    """Something that happened to a player, kept so it can be shown later (the dashboard)
+    as well as pushed live: rival alerts, rank changes."""
+
+    class Kind(models.TextChoices):
+        RIVAL = "rival", "A friend passed you"
+
+    player = models.ForeignKey(Player, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    payload = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["player", "-created"], name="notification_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.player_id}"

@@ -1,0 +1,87 @@
+"""Live events: group names, the one broadcast helper, and WebSocket authentication.
+
+Every event leaves through `broadcast`, after the transaction that caused it committed
+(`broadcast_on_commit`), as ``{"type": <event>, "data": {...}}`` on the socket. Group names
+come only from the functions here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import async_to_sync
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.middleware import BaseMiddleware
+from django.db import transaction
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+log = logging.getLogger("questboard.realtime")
+
+Message = tuple[str, str, dict[str, Any]]  # (group, event type, data)
+
+
+def player_group(player_id: Any) -> str:
+    return f"player.{player_id}"
+
+
+def board_group(kind: str, scope: Any = "", region: str = "") -> str:
+    """Watchers of one board: kind "game" (scope = game id), "global", or "season"."""
+    return ".".join(part for part in ("board", kind, str(scope or ""), region) if part)
+
+
+def season_group(season_id: Any) -> str:
+    return f"season.{season_id}"
+
+
+def broadcast(messages: Iterable[Message]) -> None:
+    """Send events to groups now. Never raises: a live event is a courtesy, and the data
+    behind it is already committed."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, event, data in messages:
+        try:
+            async_to_sync(layer.group_send)(group, {"type": "event.forward", "event": event, "data": data})
+        except Exception:
+            log.warning("could not send %s to %s", event, group, exc_info=True)
+
+
+def broadcast_on_commit(messages: list[Message]) -> None:
+    if messages:
+        transaction.on_commit(lambda: broadcast(messages), robust=True)
+
+
+# --- Authentication of sockets ------------------------------------------------------------
+
+
+@database_sync_to_async
+def _user_from_token(raw: str) -> Any:
+    auth = JWTAuthentication()
+    return auth.get_user(auth.get_validated_token(raw))
+
+
+class JwtQueryAuthMiddleware(BaseMiddleware):
+    """Game clients pass their access token as ``?token=<access>`` (a browser's WebSocket
+    cannot set headers); browsers are already known by their session cookie. A bad token
+    leaves the connection anonymous, so private streams refuse it."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        token = parse_qs(scope.get("query_string", b"").decode()).get("token", [""])[0]
+        if token:
+            try:
+                scope["user"] = await _user_from_token(token)
+            except (InvalidToken, TokenError, Exception):
+                from django.contrib.auth.models import AnonymousUser
+
+                scope["user"] = AnonymousUser()
+        return await super().__call__(scope, receive, send)
+
+
+def socket_auth(inner: Any) -> Any:
+    return AuthMiddlewareStack(JwtQueryAuthMiddleware(inner))

@@ -1,0 +1,33 @@
+"""Lookups of core rows that every endpoint shares: unknown ids become 404s here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from tracker.errors import NotFound
+from tracker.models import Game, Player
+
+
+def get_player(player_id: Any) -> Player:
+    player = Player.objects.filter(pk=player_id, is_active=True).first()
+    if player is None:
+        raise NotFound(f"Unknown player '{player_id}'.")
+    return player
+
+
+def get_game(game_ref: str) -> Game:
+    """A game by id, or by slug for people typing URLs."""
+    try:
+        lookup = {"pk": uuid.UUID(str(game_ref))}
+    except ValueError:
+        lookup = {"slug": game_ref}
+    game = Game.objects.filter(**lookup).first()
+    if game is None:
+        raise NotFound(f"Unknown game '{game_ref}'.")
+    return game
+
+
+def players_by_id(player_ids: Iterable[Any]) -> dict[Any, Player]:
+    return {p.pk: p for p in Player.objects.filter(pk__in=set(player_ids), is_active=True)}

@@ -1,0 +1,111 @@
+"""Small helpers for the few hand-written statements (upserts the ORM cannot express)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection, models
+from django.db.models import F
+
+
+def table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def prep(model: type[models.Model], field: str, value: Any) -> Any:
+    """A Python value as this backend stores it (UUIDs and datetimes differ by backend)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection, prepared=False)
+
+
+def rows_sql(rows: Sequence[Sequence[Any]]) -> str:
+    """``(%s, %s), (%s, %s)`` for a multi-row VALUES clause."""
+    one = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+    return ", ".join([one] * len(rows))
+
+
+def flat(rows: Iterable[Sequence[Any]]) -> list[Any]:
+    return [value for row in rows for value in row]
+
+
+def to_python(model: type[models.Model], field: str, value: Any) -> Any:
+    """A value returned by a raw statement as the ORM would give it (SQLite returns text,
+    and its datetimes without an offset: they are UTC)."""
+    value = model._meta.get_field(field).to_python(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def add_counters(
+    model: type[models.Model],
+    *,
+    keys: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    at: Any,
+    insert_extra: dict[str, str] | None = None,
+    update_extra: dict[str, str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Add (points, count) deltas to a points table keyed by `keys`, as one upsert.
+
+    Each row is ``(*key_values, points, count, extra_params...)``. Nothing is read before it
+    is written, so concurrent writers to the same row serialise on its lock and no increment
+    is lost. A positive points delta moves `points_reached_at` to `at` (the board
+    tie-break); a negative one keeps the earlier time. Returns ``(*keys, points,
+    points_reached_at)`` for every row written, as Python values.
+
+    The caller sorts `rows` by key so that concurrent writers lock rows in one order.
+    Rows that take points away (revocations) update existing rows instead: an insert of a
+    negative row would break the table's non-negative checks before the conflict applies.
+    """
+    taken = [row for row in rows if row[len(keys)] < 0 or row[len(keys) + 1] < 0]
+    rows = [row for row in rows if row not in taken]
+    returned = _take_away(model, keys, taken, at)
+    if not rows:
+        return returned
+    insert_extra = insert_extra or {}
+    update_extra = update_extra or {}
+    name = table(model)
+    key_columns = [model._meta.get_field(key).column for key in keys]
+    columns = [*key_columns, "points", "achievement_count", "points_reached_at", "updated_at", *insert_extra]
+    one = "(" + ", ".join(["%s"] * (len(keys) + 4) + list(insert_extra.values())) + ")"
+    params: list[Any] = []
+    for row in rows:
+        key_values, (points, count), extra = row[: len(keys)], row[len(keys) : len(keys) + 2], row[len(keys) + 2 :]
+        params += [prep(model, key, value) for key, value in zip(keys, key_values, strict=True)]
+        params += [points, count, prep(model, "updated_at", at) if points > 0 else None]
+        params += [prep(model, "updated_at", at), *extra]
+    updates = {
+        "points": "t.points + excluded.points",
+        "achievement_count": "t.achievement_count + excluded.achievement_count",
+        "points_reached_at": "CASE WHEN excluded.points > 0 THEN excluded.points_reached_at ELSE t.points_reached_at END",
+        "updated_at": "excluded.updated_at",
+        **update_extra,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {name} AS t ({", ".join(columns)})
+            VALUES {", ".join([one] * len(rows))}
+            ON CONFLICT ({", ".join(key_columns)}) DO UPDATE SET
+                {", ".join(f"{column} = {value}" for column, value in updates.items())}
+            RETURNING {", ".join(key_columns)}, points, points_reached_at
+            """,
+            params,
+        )
+        added = cursor.fetchall()
+    fields = [*keys, "points", "points_reached_at"]
+    return returned + [tuple(to_python(model, f, v) for f, v in zip(fields, row, strict=True)) for row in added]
+
+
+def _take_away(model: type[models.Model], keys: tuple[str, ...], rows: Sequence[tuple[Any, ...]], at: Any) -> list:
+    """Subtract (points, count) from rows that exist; the points' reached time stays."""
+    returned = []
+    for row in rows:
+        lookup = dict(zip(keys, row[: len(keys)], strict=True))
+        points, count = row[len(keys) : len(keys) + 2]
+        matched = model.objects.filter(**lookup)
+        matched.update(points=F("points") + points, achievement_count=F("achievement_count") + count, updated_at=at)
+        returned += list(matched.values_list(*keys, "points", "points_reached_at"))
+    return returned

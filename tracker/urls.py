@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import re
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, include, path
+from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from achievements import api as achievements_api
+from leaderboards import api as boards_api
+from leaderboards import views as board_views
+from players import api as players_api
+from players import views as player_views
+from stats import api as stats_api
+from tracker import api as tracker_api
+from tracker.errors import json_or_default
+
+
+def slash_flipped(pattern: URLPattern) -> str:
+    route = str(pattern.pattern)
+    return route[:-1] if route.endswith("/") else route + "/"
+
+
+def drop_aliases(endpoints: list[tuple], **kwargs: object) -> list[tuple]:
+    """drf-spectacular preprocessing hook: leave the slash-flipped aliases out."""
+    return [e for e in endpoints if e[0] not in API_ALIASES]
+
+
+api_v1 = [
+    path("auth/token/", TokenObtainPairView.as_view(), name="token"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("players/", tracker_api.PlayerRegisterApi.as_view(), name="player-register"),
+    path(
+        "players/<uuid:player_id>/achievements",
+        achievements_api.PlayerAchievementsApi.as_view(),
+        name="player-achievements",
+    ),
+    path("players/<uuid:player_id>/statistics", players_api.StatisticsApi.as_view(), name="player-statistics"),
+    path("players/<uuid:player_id>/dashboard", players_api.DashboardApi.as_view(), name="player-dashboard"),
+    path("players/<uuid:player_id>/history", players_api.HistoryApi.as_view(), name="player-history"),
+    path("friends", players_api.FriendsApi.as_view(), name="friends"),
+    path("friends/requests", players_api.FriendRequestApi.as_view(), name="friend-requests"),
+    path("friends/requests/<int:request_id>/<str:answer>", players_api.FriendRequestAnswerApi.as_view()),
+    path("friends/<uuid:player_id>", players_api.FriendApi.as_view(), name="friend"),
+    path("sessions", stats_api.PlaySessionApi.as_view(), name="sessions"),
+    path("games/", tracker_api.GameListApi.as_view(), name="games"),
+    path("games/<str:game_id>/achievements", achievements_api.GameAchievementsApi.as_view(), name="game-achievements"),
+    path("achievements/unlock", achievements_api.UnlockApi.as_view(), name="unlock"),
+    path("achievements/unlock/batch", achievements_api.BatchUnlockApi.as_view(), name="unlock-batch"),
+    path("achievements/progress", achievements_api.ProgressApi.as_view(), name="progress"),
+    path("leaderboards/global", boards_api.GlobalBoardApi.as_view(), name="board-global"),
+    path("leaderboards/global/player/<uuid:player_id>", boards_api.GlobalStandingApi.as_view()),
+    path("leaderboards/global/around/<uuid:player_id>", boards_api.GlobalAroundApi.as_view()),
+    path("leaderboards/<str:game_id>", boards_api.GameBoardApi.as_view(), name="board-game"),
+    path("leaderboards/<str:game_id>/friends", boards_api.GameFriendsBoardApi.as_view()),
+    path("leaderboards/<str:game_id>/player/<uuid:player_id>", boards_api.GameStandingApi.as_view()),
+    path("leaderboards/<str:game_id>/around/<uuid:player_id>", boards_api.GameAroundApi.as_view()),
+    path("seasons", boards_api.SeasonListApi.as_view(), name="seasons"),
+    path("seasons/<uuid:season_id>", boards_api.SeasonDetailApi.as_view(), name="season"),
+    path("seasons/<uuid:season_id>/standings", boards_api.SeasonStandingsApi.as_view()),
+    path("seasons/<uuid:season_id>/player/<uuid:player_id>", boards_api.SeasonStandingApi.as_view()),
+    path("seasons/<uuid:season_id>/around/<uuid:player_id>", boards_api.SeasonAroundApi.as_view()),
+]
+
+# Every API route also answers with the trailing slash flipped: a POST redirected by
+# APPEND_SLASH would lose its body. The schema lists only the canonical form.
+API_ALIASES = {"/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", slash_flipped(p)) for p in api_v1}
+api_v1 += [path(slash_flipped(p), p.callback) for p in list(api_v1)]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", player_views.home, name="home"),
+    path("accounts/signup/", player_views.signup, name="signup-page"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("settings/", player_views.account_settings, name="settings-page"),
+    path("dashboard/", player_views.dashboard, name="dashboard-page"),
+    path("friends/", player_views.friends, name="friends-page"),
+    path("friends/requests/<int:request_id>/<str:answer>/", player_views.friend_answer, name="friend-answer"),
+    path("friends/<str:username>/remove/", player_views.friend_remove, name="friend-remove"),
+    path("players/<str:username>/", player_views.profile, name="profile-page"),
+    path("players/<str:username>/games/<slug:slug>/", player_views.player_game, name="player-game-page"),
+    path("games/<slug:slug>/", player_views.game_page, name="game-page"),
+    path("compare/", player_views.compare_pick, name="compare-pick"),
+    path("compare/<slug:slug>/<str:first>/<str:second>/", player_views.compare, name="compare-page"),
+    path("share/<int:unlock_id>/", player_views.share, name="share-page"),
+    path("share/<int:unlock_id>/card.png", player_views.share_card, name="share-card"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("leaderboards/", board_views.global_board, name="global-board-page"),
+    path("seasons/", board_views.season_list, name="season-list-page"),
+    path("games/<slug:slug>/leaderboard/", board_views.game_board, name="game-board-page"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+handler404 = json_or_default(404, "not_found", "No such endpoint.", defaults.page_not_found)
+handler500 = json_or_default(500, "server_error", "Internal server error.", defaults.server_error)
