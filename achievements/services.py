@@ -334,24 +334,31 @@ def recount_season(season: Season) -> int:
     region or chosen achievements changed). Returns the players standing."""
     if season.closed_at is not None:
         return 0
-    chosen = set(season.achievements.values_list("pk", flat=True))
-    unlocks = Unlock.objects.filter(
-        game=season.game_id, unlocked_at__gte=season.starts_at, unlocked_at__lt=season.ends_at
-    ).order_by("unlocked_at")
-    if season.region:
-        unlocks = unlocks.filter(player__region=season.region)
-    if chosen:
-        unlocks = unlocks.filter(achievement__in=chosen)
-    standings: dict[Any, SeasonStanding] = {}
-    for player_id, points, at in unlocks.values_list("player_id", "achievement__points", "unlocked_at"):
-        standing = standings.setdefault(
-            player_id, SeasonStanding(season=season, player_id=player_id, points=0, achievement_count=0, updated_at=at)
-        )
-        standing.points += points
-        standing.achievement_count += 1
-        if points:
-            standing.points_reached_at = at.replace(microsecond=0)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Unlocks committing meanwhile wait to add their season points on top of the
+            # recount, and the recount sees every unlock committed before it: none is lost
+            # or counted twice. (SQLite serialises writers anyway.)
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {table(SeasonStanding)} IN SHARE ROW EXCLUSIVE MODE")
+        chosen = set(season.achievements.values_list("pk", flat=True))
+        unlocks = Unlock.objects.filter(
+            game=season.game_id, unlocked_at__gte=season.starts_at, unlocked_at__lt=season.ends_at
+        ).order_by("unlocked_at")
+        if season.region:
+            unlocks = unlocks.filter(player__region=season.region)
+        if chosen:
+            unlocks = unlocks.filter(achievement__in=chosen)
+        standings: dict[Any, SeasonStanding] = {}
+        for player_id, points, at in unlocks.values_list("player_id", "achievement__points", "unlocked_at"):
+            standing = standings.setdefault(
+                player_id,
+                SeasonStanding(season=season, player_id=player_id, points=0, achievement_count=0, updated_at=at),
+            )
+            standing.points += points
+            standing.achievement_count += 1
+            if points:
+                standing.points_reached_at = at.replace(microsecond=0)
         SeasonStanding.objects.filter(season=season).delete()
         SeasonStanding.objects.bulk_create(standings.values(), batch_size=2000)
         transaction.on_commit(lambda: rebuild_season_board(season), robust=True)

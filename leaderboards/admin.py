@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +21,8 @@ from leaderboards.models import ModerationAction, Season, SeasonResult
 from tracker.auth import Caller
 
 MODERATE = "leaderboards.moderate"
+# Community managers moderate by name: the admin lists every player's, private or not.
+STAFF = Caller(staff=True)
 
 
 def with_reason(
@@ -57,8 +60,22 @@ class ModerationPermission:
         return request.user.has_perm(MODERATE)
 
 
+class SeasonForm(forms.ModelForm):
+    class Meta:
+        model = Season
+        fields = ["game", "name", "description", "starts_at", "ends_at", "region", "achievements"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        game, chosen = data.get("game"), data.get("achievements")
+        if game is not None and chosen is not None and any(a.game_id != game.pk for a in chosen):
+            self.add_error("achievements", "Choose only achievements of the season's game.")
+        return data
+
+
 @admin.register(Season)
 class SeasonAdmin(ModerationPermission, admin.ModelAdmin):
+    form = SeasonForm
     list_display = ("name", "game", "region", "starts_at", "ends_at", "status_badge", "closed_at")
     list_filter = ("game", "region")
     search_fields = ("name",)
@@ -81,9 +98,9 @@ class SeasonAdmin(ModerationPermission, admin.ModelAdmin):
         if season.pk is None:
             return "–"
         if season.closed_at:
-            page = selectors.archived_page(Caller(), season, limit=20)
+            page = selectors.archived_page(STAFF, season, limit=20)
         else:
-            page = selectors.page(Caller(), Board.season(season.pk), limit=20, game_id=season.game_id)
+            page = selectors.page(STAFF, Board.season(season.pk), limit=20, game_id=season.game_id)
         link = reverse("game-board-page", args=[season.game.slug]) + f"?season={season.pk}"
         rows = format_html_join(
             "",

@@ -48,6 +48,7 @@ class Caller:
 
     player: Player | None = None
     game_key: GameKey | None = None
+    staff: bool = False  # the admin's own views, never an API request
 
     @classmethod
     def of(cls, request: Request) -> Caller:
@@ -160,7 +161,9 @@ def names_visible_to(caller: Caller, players: Iterable[Player], *, game_id: obje
     key sees everyone on that game's boards; every player sees themself.
     """
     players = list(players)
-    if caller.game_key is not None and game_id is not None and str(caller.game_key.game_id) == str(game_id):
+    if caller.staff or (
+        caller.game_key is not None and game_id is not None and str(caller.game_key.game_id) == str(game_id)
+    ):
         return {p.pk for p in players}
     visible = {p.pk for p in players if p.privacy == Privacy.PUBLIC}
     if caller.player is not None:
