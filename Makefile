@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/questboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install run serve worker beat test test-lite lint format bench clean vendor
+.PHONY: install browsers run test test-lite lint format clean vendor
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ run: install
 	@echo ""
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install
+# Debian's Chromium for the real-browser tests (they skip, saying so, when it is missing).
+browsers:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
+
+test: install browsers
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \

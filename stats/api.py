@@ -33,14 +33,20 @@ class SessionInput(StrictSerializer):
         for name in ("started_at", "ended_at"):
             if name in attrs and attrs[name] > latest:
                 raise serializers.ValidationError({name: ["Is in the future."]})
-        has_span = "started_at" in attrs and "ended_at" in attrs
-        if has_span == ("duration_seconds" in attrs):
+        given = [name for name in ("started_at", "ended_at", "duration_seconds") if name in attrs]
+        if len(given) != 2 and given != ["duration_seconds"]:
             raise serializers.ValidationError(
-                {"duration_seconds": ["Give started_at and ended_at, or duration_seconds (with ended_at optional)."]}
+                {"duration_seconds": ["Give two of started_at, ended_at and duration_seconds (or a duration alone)."]}
             )
-        if not has_span:
-            attrs["ended_at"] = min(attrs.get("ended_at", now), now)
-            attrs["started_at"] = attrs["ended_at"] - timedelta(seconds=attrs["duration_seconds"])
+        if "duration_seconds" in attrs:
+            length = timedelta(seconds=attrs["duration_seconds"])
+            if "started_at" in attrs:
+                attrs["ended_at"] = attrs["started_at"] + length
+            else:
+                attrs["ended_at"] = attrs.get("ended_at", now)
+                attrs["started_at"] = attrs["ended_at"] - length
+            if attrs["ended_at"] > latest:
+                raise serializers.ValidationError({"ended_at": ["Is in the future."]})
         if attrs["ended_at"] <= attrs["started_at"]:
             raise serializers.ValidationError({"ended_at": ["Must be after started_at."]})
         return attrs

@@ -67,7 +67,7 @@ class PlaySession(models.Model):
     ended_at = models.DateTimeField()
     duration_seconds = models.PositiveIntegerField()
     source = models.CharField(max_length=10)
-    created = models.DateTimeField(auto_now_add=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [

@@ -76,7 +76,12 @@ class TestRequests:
         response = answer(api.as_player(bob), request_id, "accept")
 
         assert response.status_code == 200, response.content
-        assert response.json() == {"id": request_id, "player_id": str(alice.pk), "username": "alice", "status": "accepted"}
+        assert response.json() == {
+            "id": request_id,
+            "player_id": str(alice.pk),
+            "username": "alice",
+            "status": "accepted",
+        }
         assert Friendship.objects.are_friends(alice, bob)
         assert Friendship.objects.get().accepted_at is not None
         assert friends_of(api, alice) == {"friends": ["bob"], "incoming": [], "outgoing": []}

@@ -18,10 +18,11 @@ from PIL import Image
 from achievements.models import Source, Unlock
 from achievements.services import import_manifest, record_progress
 from achievements.tasks import refresh_rarity
+from players.snapshots import take_snapshots
 from stats.services import record_play_session
 from tests.conftest import Api, achievement, make_player
 from tests.helpers import give, manifest
-from tracker.models import Friendship, Game, Player, Privacy
+from tracker.models import Friendship, Game, Notification, Player, Privacy
 
 PASSWORD = "correct horse battery staple"
 
@@ -125,9 +126,13 @@ class TestHome:
     def test_it_lists_the_games_and_the_global_top(self, client: Client, world: dict[str, Any]) -> None:
         page = text(client.get("/"))
         assert "Star Raiders 4 achievements · 100 points" in page
-        assert "Moon Miners 1 achievements · 5 points" in page
+        assert "Moon Miners 1 achievement" in page
         assert "1 bob 100 2 alice 40 3 Anonymous player 10" in page  # charlie is private
         assert "charlie" not in page
+
+    @pytest.mark.parametrize("url", ["/", "/games/moon-miners/"])
+    def test_a_single_achievement_is_not_plural(self, client: Client, other_game: Game, url: str) -> None:
+        assert "1 achievements" not in text(client.get(url))
 
     def test_the_global_top_stops_at_ten(self, client: Client, db: Any) -> None:
         big = import_manifest(manifest=manifest("points", 12)).game
@@ -217,8 +222,8 @@ class TestPlayerGame:
         assert "★ First Flight" in page and "★ Ace Pilot" in page
         assert "☆ Centurion" in page
         assert html.count('class="ach locked"') == 2
-        # Unlocked first.
-        assert page.index("Ace Pilot") < page.index("Centurion")
+        # Unlocked first, newest first.
+        assert page.index("Ace Pilot") < page.index("First Flight") < page.index("Centurion")
 
     def test_a_hidden_achievement_is_masked_until_the_player_unlocks_it(
         self, client: Client, world: dict[str, Any]
@@ -253,9 +258,7 @@ class TestPlayerGame:
 
 
 class TestGamePage:
-    def test_it_shows_the_set_with_global_unlock_rates_and_the_top(
-        self, client: Client, world: dict[str, Any]
-    ) -> None:
+    def test_it_shows_the_set_with_global_unlock_rates_and_the_top(self, client: Client, world: dict[str, Any]) -> None:
         page = text(client.get("/games/star-raiders/"))
 
         assert "4 achievements · 100 points · 3 ranked players" in page
@@ -285,9 +288,7 @@ class TestDashboard:
         assert response.status_code == 302
         assert response["Location"] == "/accounts/login/?next=/dashboard/"
 
-    def test_it_shows_my_totals_games_recent_unlocks_and_charts(
-        self, alice: Player, world: dict[str, Any]
-    ) -> None:
+    def test_it_shows_my_totals_games_recent_unlocks_and_charts(self, alice: Player, world: dict[str, Any]) -> None:
         parser = parse(logged_in(alice).get("/dashboard/"))
         page = parser.text
 
@@ -468,7 +469,9 @@ class TestShare:
         assert (image.format, image.size) == ("PNG", (1200, 630))
         assert len(image.getcolors(maxcolors=1_000_000) or []) > 10  # drawn on, not a blank canvas
 
-    def test_profiles_link_to_the_share_page(self, client: Client, alice: Player, game: Game, world: dict) -> None:
+    def test_profiles_link_to_the_share_page(
+        self, client: Client, alice: Player, game: Game, world: dict[str, Any]
+    ) -> None:
         assert f"/share/{unlock_of(alice, game, 'ACE_PILOT').pk}/" in parse(client.get("/players/alice/")).links
 
     @pytest.mark.parametrize("suffix", ["", "card.png"])
@@ -627,7 +630,9 @@ class TestSettings:
         assert Player.objects.get_by_email("new@example.com") == alice
 
     def test_an_email_of_another_account_is_refused(self, alice: Player, bob: Player) -> None:
-        page = text(logged_in(alice).post("/settings/", {"region": "na", "privacy": "private", "email": "bob@example.com"}))
+        page = text(
+            logged_in(alice).post("/settings/", {"region": "na", "privacy": "private", "email": "bob@example.com"})
+        )
         assert "An account with that email exists." in page
         alice.refresh_from_db()
         assert (alice.region, alice.privacy, alice.email) == ("eu", "public", "alice@example.com")
@@ -702,9 +707,7 @@ def busy(alice: Player, bob: Player, game: Game, other_game: Game) -> list[Game]
         give(other, games[i % len(games)].achievements.all()[0], at=start)
         befriend(other, alice)
     record_progress(player=alice, achievement=achievement(game, "KILL_100"), value=10, source=Source.GAME_SERVER)
-    from tracker.models import Notification
-
-    for i in range(5):
+    for _ in range(5):
         Notification.objects.create(
             player=alice,
             kind="rival",
@@ -712,8 +715,6 @@ def busy(alice: Player, bob: Player, game: Game, other_game: Game) -> list[Game]
         )
     for g in games:
         refresh_rarity(str(g.pk))
-    from players.snapshots import take_snapshots
-
     take_snapshots(start.date())
     return games
 

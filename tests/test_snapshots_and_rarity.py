@@ -133,9 +133,7 @@ class TestSnapshots:
         assert take_snapshots(day1 + timedelta(days=2)) == 0
         assert not DailySnapshot.objects.exists()
 
-    def test_activity_at_midnight_belongs_to_the_day_it_starts(
-        self, activity: None, day1: date, alice: Player
-    ) -> None:
+    def test_activity_at_midnight_belongs_to_the_day_it_starts(self, activity: None, day1: date, alice: Player) -> None:
         take_snapshots(day1)
         take_snapshots(day1 + timedelta(days=1))
         # The Truth, unlocked at 00:00:00 of day 2, is in day 2's gains, not day 1's totals.
@@ -181,6 +179,20 @@ class TestSnapshots:
         assert row(alice, today - timedelta(days=1)) is not None
         assert row(bob, today) is not None
         assert row(alice, today) is None
+
+
+def test_a_session_reported_days_late_is_added_to_its_days_snapshot(alice: Player, game: Game) -> None:
+    from players.tasks import snapshot_yesterday
+
+    three_days_ago = timezone.now().date() - timedelta(days=3)
+    give(alice, achievement(game, "ACE_PILOT"), at=at(three_days_ago, 9))
+    take_snapshots(three_days_ago)
+    assert row(alice, three_days_ago, game) == (25, 1, 0, 25, 1, 0)
+
+    play(alice, game, started_at=at(three_days_ago, 20), ended_at=at(three_days_ago, 21))  # reported now
+    snapshot_yesterday()
+
+    assert row(alice, three_days_ago, game) == (25, 1, 3600, 25, 1, 3600)
 
 
 # --- Rarity -------------------------------------------------------------------------------
@@ -338,9 +350,7 @@ class TestWeightedScores:
         ore = Achievement.objects.get(game=other_game)
         assert per_game["moon-miners"] == pytest.approx(ore.points * ore.score_weight)
 
-    def test_the_dashboard_shows_the_weighted_score(
-        self, rarity_game: Game, crowd: list[Player], client: Any
-    ) -> None:
+    def test_the_dashboard_shows_the_weighted_score(self, rarity_game: Game, crowd: list[Player], client: Any) -> None:
         refresh_rarity(str(rarity_game.pk))
         refresh_weighted_scores(str(rarity_game.pk))
 

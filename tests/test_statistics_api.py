@@ -12,10 +12,11 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
+from achievements.services import import_manifest
 from players.snapshots import take_snapshots
 from stats.services import record_play_session
 from tests.conftest import Api, achievement, make_player
-from tests.helpers import assert_error, give
+from tests.helpers import assert_error, give, manifest
 from tracker.models import Friendship, Game, Player, Privacy
 from tracker.services import game_key_create
 
@@ -88,18 +89,14 @@ class TestStatistics:
             100.0,
         )
 
-    def test_the_most_recently_played_game_comes_first(
-        self, api: Api, alice: Player, alice_played: datetime
-    ) -> None:
+    def test_the_most_recently_played_game_comes_first(self, api: Api, alice: Player, alice_played: datetime) -> None:
         body = ok(get(api.as_player(alice), alice, "statistics"))
         assert [row["game_slug"] for row in body["games"]] == ["moon-miners", "star-raiders"]
         assert datetime.fromisoformat(body["games"][0]["last_played"]) > datetime.fromisoformat(
             body["games"][1]["last_played"]
         )
 
-    def test_completion_counts_hidden_achievements_in_the_whole(
-        self, api: Api, alice: Player, game: Game
-    ) -> None:
+    def test_completion_counts_hidden_achievements_in_the_whole(self, api: Api, alice: Player, game: Game) -> None:
         give(alice, achievement(game, "SECRET_ENDING"))
         [row] = ok(get(api.anonymous(), alice, "statistics"))["games"]
         assert (row["achievements"], row["completion"], row["points"]) == (1, 25.0, 50)
@@ -154,9 +151,6 @@ class TestDashboard:
         assert datetime.fromisoformat(recent[0]["unlocked_at"]) == alice_played
 
     def test_recent_achievements_stop_at_ten(self, api: Api, alice: Player) -> None:
-        from achievements.services import import_manifest
-        from tests.helpers import manifest
-
         big = import_manifest(manifest=manifest("big-game", 12)).game
         start = timezone.now() - timedelta(days=1)
         for i, each in enumerate(big.achievements.order_by("api_name")):
