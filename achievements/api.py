@@ -29,7 +29,7 @@ from tracker.auth import (
 )
 from tracker.errors import DomainError, Forbidden, Invalid, NotFound
 from tracker.selectors import get_game, get_player, players_by_id
-from tracker.serializers import PageInput, StrictSerializer
+from tracker.serializers import PageInput, StrictSerializer, parsed_body, parsed_query
 
 
 class AchievementOutputSerializer(serializers.Serializer):
@@ -101,16 +101,15 @@ class UnlockApi(APIView):
     def post(self, request: Request) -> Response:
         caller = Caller.of(request)
         require_caller(caller)
-        data = UnlockInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        achievement = resolve_achievement(caller, data.validated_data)
-        player = get_player(data.validated_data["player_id"])
+        data = parsed_body(UnlockInput, request)
+        achievement = resolve_achievement(caller, data)
+        player = get_player(data["player_id"])
         check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
         outcome = services.unlock_achievement(
             player=player,
             achievement=achievement,
             source=services.source_for(caller.game_key),
-            claimed_at=data.validated_data.get("timestamp"),
+            claimed_at=data.get("timestamp"),
             game_key=caller.game_key,
         )
         body = {
@@ -159,9 +158,8 @@ class BatchUnlockApi(APIView):
     def post(self, request: Request) -> Response:
         caller = Caller.of(request)
         require_caller(caller)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        items = data.validated_data["unlocks"]
+        data = parsed_body(self.InputSerializer, request)
+        items = data["unlocks"]
 
         parsed: list[dict[str, Any] | DomainError] = []
         for item in items:
@@ -269,15 +267,14 @@ class ProgressApi(APIView):
     def post(self, request: Request) -> Response:
         caller = Caller.of(request)
         require_caller(caller)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        achievement = resolve_achievement(caller, data.validated_data)
-        player = get_player(data.validated_data["player_id"])
+        data = parsed_body(self.InputSerializer, request)
+        achievement = resolve_achievement(caller, data)
+        player = get_player(data["player_id"])
         check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
         outcome = services.record_progress(
             player=player,
             achievement=achievement,
-            value=data.validated_data["value"],
+            value=data["value"],
             source=services.source_for(caller.game_key),
             game_key=caller.game_key,
         )
@@ -318,15 +315,14 @@ class PlayerAchievementsApi(APIView):
         caller = Caller.of(request)
         player = get_player(player_id)
         seen = check_may_view(caller, player)
-        query = self.InputSerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        game = get_game(query.validated_data["game"]) if "game" in query.validated_data else None
+        query = parsed_query(self.InputSerializer, request)
+        game = get_game(query["game"]) if "game" in query else None
         if seen is Visibility.OWN_GAME:
             if game is not None and game.pk != caller.game_key.game_id:
                 raise Forbidden("This player's data in other games is not visible to you.")
             game = caller.game
         unlocks = selectors.player_unlocks(player, game=game)
-        limit, offset = query.validated_data["limit"], query.validated_data["offset"]
+        limit, offset = query["limit"], query["offset"]
         page = unlocks[offset : offset + limit]
         return Response(
             {
@@ -423,11 +419,10 @@ class GameAchievementsApi(APIView):
         caller = Caller.of(request)
         game = get_game(game_id)
         check_may_manage_game(caller, game)
-        data = ManifestInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        if data.validated_data["slug"] != game.slug:
+        data = parsed_body(ManifestInput, request)
+        if data["slug"] != game.slug:
             raise Invalid("The manifest's slug is not this game's.", fields={"slug": [f"Expected '{game.slug}'."]})
-        result = services.import_manifest(manifest=data.validated_data)
+        result = services.import_manifest(manifest=data)
         return Response(manifest_result(result))
 
 

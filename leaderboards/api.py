@@ -20,7 +20,7 @@ from tracker.errors import Conflict, Forbidden, NotFound
 from tracker.models import Player
 from tracker.regions import Region
 from tracker.selectors import get_game, get_player
-from tracker.serializers import StrictSerializer
+from tracker.serializers import StrictSerializer, parsed_query
 
 
 class BoardQuery(StrictSerializer):
@@ -62,12 +62,6 @@ class StandingOutput(serializers.Serializer):
 class AroundOutput(serializers.Serializer):
     rankings = RankingSerializer(many=True)
     total = serializers.IntegerField()
-
-
-def parse(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    query = serializer(data=request.query_params.dict())
-    query.is_valid(raise_exception=True)
-    return query.validated_data
 
 
 def board_response(caller: Caller, board: Board, query: dict[str, Any], game_id: Any = None) -> Response:
@@ -125,7 +119,7 @@ class GameBoardApi(APIView):
     )
     def get(self, request: Request, game_id: str) -> Response:
         game = get_game(game_id)
-        query = parse(BoardQuery, request)
+        query = parsed_query(BoardQuery, request)
         return board_response(Caller.of(request), Board.game(game.pk, query.get("region", "")), query, game.pk)
 
 
@@ -133,7 +127,7 @@ class GameStandingApi(APIView):
     @extend_schema(parameters=[StandingQuery], responses={200: StandingOutput}, summary="A player's rank", tags=TAGS)
     def get(self, request: Request, game_id: str, player_id: uuid.UUID) -> Response:
         game = get_game(game_id)
-        query = parse(StandingQuery, request)
+        query = parsed_query(StandingQuery, request)
         return standing_response(Caller.of(request), Board.game(game.pk, query.get("region", "")), player_id, game.pk)
 
 
@@ -146,7 +140,7 @@ class GameAroundApi(APIView):
     )
     def get(self, request: Request, game_id: str, player_id: uuid.UUID) -> Response:
         game = get_game(game_id)
-        query = parse(AroundQuery, request)
+        query = parsed_query(AroundQuery, request)
         board = Board.game(game.pk, query.get("region", ""))
         return around_response(Caller.of(request), board, player_id, query["radius"], game.pk)
 
@@ -165,7 +159,7 @@ class GameFriendsBoardApi(APIView):
     def get(self, request: Request, game_id: str) -> Response:
         me = require_player(Caller.of(request))
         game = get_game(game_id)
-        query = parse(StandingQuery, request)
+        query = parsed_query(StandingQuery, request)
         page = selectors.friends_page(me, Board.game(game.pk, query.get("region", "")), game.pk)
         return Response({"rankings": page.rankings, "total": page.total})
 
@@ -178,7 +172,7 @@ class GlobalBoardApi(APIView):
         tags=TAGS,
     )
     def get(self, request: Request) -> Response:
-        query = parse(BoardQuery, request)
+        query = parsed_query(BoardQuery, request)
         return board_response(Caller.of(request), Board.everywhere(query.get("region", "")), query)
 
 
@@ -187,7 +181,7 @@ class GlobalStandingApi(APIView):
         parameters=[StandingQuery], responses={200: StandingOutput}, summary="A player's global rank", tags=TAGS
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
-        query = parse(StandingQuery, request)
+        query = parsed_query(StandingQuery, request)
         return standing_response(Caller.of(request), Board.everywhere(query.get("region", "")), player_id)
 
 
@@ -196,7 +190,7 @@ class GlobalAroundApi(APIView):
         parameters=[AroundQuery], responses={200: AroundOutput}, summary="Around a player, globally", tags=TAGS
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
-        query = parse(AroundQuery, request)
+        query = parsed_query(AroundQuery, request)
         board = Board.everywhere(query.get("region", ""))
         return around_response(Caller.of(request), board, player_id, query["radius"])
 
@@ -261,7 +255,7 @@ class SeasonListApi(APIView):
         operation_id="seasons_list",
     )
     def get(self, request: Request) -> Response:
-        query = parse(self.Query, request)
+        query = parsed_query(self.Query, request)
         seasons = Season.objects.prefetch_related("achievements").order_by("-starts_at")
         if "game" in query:
             seasons = seasons.filter(game=get_game(query["game"]))
@@ -291,7 +285,7 @@ class SeasonStandingsApi(APIView):
     )
     def get(self, request: Request, season_id: uuid.UUID) -> Response:
         season = get_season(season_id)
-        query = parse(BoardQuery, request)
+        query = parsed_query(BoardQuery, request)
         caller = Caller.of(request)
         region = query.get("region", "")
         if season.closed_at is not None:
@@ -326,7 +320,7 @@ class SeasonStandingApi(APIView):
     )
     def get(self, request: Request, season_id: uuid.UUID, player_id: uuid.UUID) -> Response:
         season = get_season(season_id)
-        query = parse(StandingQuery, request)
+        query = parsed_query(StandingQuery, request)
         if season.closed_at is None:
             board = season_board(season, query.get("region", ""))
             return standing_response(Caller.of(request), board, player_id, season.game_id)
@@ -347,6 +341,6 @@ class SeasonAroundApi(APIView):
         season = get_season(season_id)
         if season.closed_at is not None:
             raise Conflict("This season is closed; read its final standings instead.")
-        query = parse(AroundQuery, request)
+        query = parsed_query(AroundQuery, request)
         board = season_board(season, query.get("region", ""))
         return around_response(Caller.of(request), board, player_id, query["radius"], season.game_id)

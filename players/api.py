@@ -21,7 +21,7 @@ from tracker.auth import Caller, Visibility, check_may_view, require_player
 from tracker.errors import Forbidden, Invalid, NotFound
 from tracker.models import Friendship, Game, Player
 from tracker.selectors import get_game, get_player
-from tracker.serializers import StrictSerializer
+from tracker.serializers import StrictSerializer, parsed_body, parsed_query
 
 
 def viewed(request: Request, player_id: uuid.UUID, game_ref: str | None) -> tuple[Player, Game | None]:
@@ -70,9 +70,8 @@ class StatisticsApi(APIView):
         parameters=[GameQuery], responses={200: Output}, summary="A player's statistics per game", tags=["players"]
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
-        query = GameQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        player, game = viewed(request, player_id, query.validated_data.get("game"))
+        query = parsed_query(GameQuery, request)
+        player, game = viewed(request, player_id, query.get("game"))
         return Response({"games": selectors.statistics(player, game=game)})
 
 
@@ -129,9 +128,8 @@ class HistoryApi(APIView):
         tags=["players"],
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
-        query = self.Query(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        values = query.validated_data
+        query = parsed_query(self.Query, request)
+        values = query
         player, game = viewed(request, player_id, values.get("game"))
         days = selectors.history(player, game=game, start=values["start"], end=values["end"])
         return Response({"game_id": str(game.pk) if game else None, "days": days})
@@ -191,14 +189,13 @@ class FriendRequestApi(APIView):
     )
     def post(self, request: Request) -> Response:
         me = require_player(Caller.of(request))
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        if "player_id" in data.validated_data:
-            other = get_player(data.validated_data["player_id"])
+        data = parsed_body(self.Input, request)
+        if "player_id" in data:
+            other = get_player(data["player_id"])
         else:
-            other = Player.objects.filter(username__iexact=data.validated_data["username"], is_active=True).first()
+            other = Player.objects.filter(username__iexact=data["username"], is_active=True).first()
             if other is None:
-                raise NotFound(f"No player named '{data.validated_data['username']}'.")
+                raise NotFound(f"No player named '{data['username']}'.")
         friendship = services.friend_request(sender=me, receiver=other)
         return Response(
             {"id": friendship.pk, **friend_data(other), "status": friendship.status}, status=status.HTTP_201_CREATED

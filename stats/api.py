@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from stats.services import MAX_SESSION, record_play_session
 from tracker.auth import Caller, check_may_report_play
 from tracker.selectors import get_game, get_player
-from tracker.serializers import StrictSerializer
+from tracker.serializers import StrictSerializer, parsed_body
 
 
 class SessionInput(StrictSerializer):
@@ -76,9 +76,8 @@ class PlaySessionApi(APIView):
     )
     def post(self, request: Request) -> Response:
         caller = Caller.of(request)
-        data = SessionInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        data = parsed_body(SessionInput, request)
+        values = data
         game = get_game(values["game_id"]) if "game_id" in values else caller.game
         if game is None:
             raise serializers.ValidationError({"game_id": ["Required with a player token."]})

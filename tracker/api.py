@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from tracker.models import Game
 from tracker.regions import Region
-from tracker.serializers import StrictSerializer
+from tracker.serializers import StrictSerializer, parsed_body
 from tracker.services import player_register
 
 
@@ -35,9 +35,8 @@ class PlayerRegisterApi(APIView):
         tags=["players"],
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        player = player_register(**data.validated_data)
+        data = parsed_body(self.InputSerializer, request)
+        player = player_register(**data)
         return Response(self.OutputSerializer(player).data, status=status.HTTP_201_CREATED)
 
 

@@ -22,3 +22,17 @@ class StrictSerializer(serializers.Serializer):
 class PageInput(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
     offset = serializers.IntegerField(min_value=0, max_value=1_000_000, default=0)
+
+
+def parsed_body(serializer: type[serializers.Serializer], request: Any) -> dict[str, Any]:
+    """The request's JSON body, validated (a 400 naming the fields otherwise)."""
+    data = serializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+def parsed_query(serializer: type[serializers.Serializer], request: Any) -> dict[str, Any]:
+    """The request's query string, validated (a 400 naming the fields otherwise)."""
+    data = serializer(data=request.query_params.dict())
+    data.is_valid(raise_exception=True)
+    return data.validated_data

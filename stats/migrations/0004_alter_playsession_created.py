@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('stats', '0003_playergamestats_weighted_score_and_more'),
+        ("stats", "0003_playergamestats_weighted_score_and_more"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='playsession',
-            name='created',
+            model_name="playsession",
+            name="created",
             field=models.DateTimeField(auto_now_add=True, db_index=True),
         ),
     ]
