@@ -88,11 +88,23 @@ class BoardStreamConsumer(StreamConsumer):
         await self.join([realtime.board_group("game", game_id, region)])
 
 
+@database_sync_to_async
+def _season_region(season_id: Any) -> str | None:
+    """The season's region ("" for all regions), or None if there is no such season."""
+    try:
+        return Season.objects.filter(pk=uuid.UUID(str(season_id))).values_list("region", flat=True).first()
+    except ValueError:
+        return None
+
+
 class SeasonStreamConsumer(StreamConsumer):
     async def connect(self) -> None:
         season_id = self.scope["url_route"]["kwargs"]["season_id"]
-        if not await _exists(Season, season_id):
+        season_region = await _season_region(season_id)
+        region = self.query("region")
+        if season_region is None or (region and region not in Region.values):
             await self.close(code=NOT_FOUND)
             return
-        region = self.query("region")
-        await self.join([realtime.season_group(season_id), realtime.board_group("season", season_id, region)])
+        # A regional season has one board, its region's: that is its all-regions board.
+        board_region = "" if region == season_region else region
+        await self.join([realtime.season_group(season_id), realtime.board_group("season", season_id, board_region)])

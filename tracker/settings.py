@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 from celery.schedules import crontab
@@ -150,7 +151,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Pub/sub channels ignore Redis database numbers: a prefix keeps deployments
+            # (and test runs) that share one Redis server from hearing each other.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.getenv("CHANNEL_PREFIX", "questboard" + urlparse(REDIS_URL).path)},
         }
     }
 else:
