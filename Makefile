@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
-	FAST_PASSWORD_HASHER=$${FAST_PASSWORD_HASHER:-1} $(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py seed_demo --if-empty
 	@echo ""
 	@echo "  Questboard is at http://$(HOST):$(PORT)/   (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "  Demo login: demo / questboard-demo   (admin: admin / questboard-admin)"

@@ -53,6 +53,7 @@ def unlock_achievements(
     source: str,
     game_key: GameKey | None = None,
     at: datetime | None = None,
+    live: bool = True,
 ) -> list[UnlockOutcome]:
     """Record unlocks, each at most once per player and achievement, whatever the concurrency.
 
@@ -60,6 +61,10 @@ def unlock_achievements(
     which unlocks are new; only those add points, in the same transaction. Effects that
     other systems see (rank index, notifications, rarity) are scheduled after commit.
     Returns one outcome per request, in order.
+
+    `live=False` is for historical imports (the demo seeder): totals, seasons and the rank
+    index are kept as always, but nobody is notified of the past and rarity is left to
+    the periodic refresh.
     """
     if not requests:
         return []
@@ -107,12 +112,13 @@ def unlock_achievements(
             )
             seasons = apply_season_points([(r.player, r.achievement, at) for r in new], sign=1, at=at)
             changes = changes_for(totals, seasons, {r.player.pk: r.player for r in new})
-            game_ids = sorted({str(r.achievement.game_id) for r in new})
-            announced = [[str(r.player.pk), str(r.achievement.pk), at.isoformat()] for r in new]
-            risen = _rises(new, totals, seasons)
             transaction.on_commit(lambda: push_to_index(changes, only_up=True), robust=True)
-            transaction.on_commit(lambda: tasks.schedule_rarity_refresh(game_ids), robust=True)
-            transaction.on_commit(lambda: tasks.announce_unlocks.delay(announced, risen), robust=True)
+            if live:
+                game_ids = sorted({str(r.achievement.game_id) for r in new})
+                announced = [[str(r.player.pk), str(r.achievement.pk), at.isoformat()] for r in new]
+                risen = _rises(new, totals, seasons)
+                transaction.on_commit(lambda: tasks.schedule_rarity_refresh(game_ids), robust=True)
+                transaction.on_commit(lambda: tasks.announce_unlocks.delay(announced, risen), robust=True)
         earlier = _existing_unlock_times([r for r in requests if (r.player.pk, r.achievement.pk) not in created])
 
     outcomes = []
@@ -159,9 +165,10 @@ def unlock_achievement(
     claimed_at: datetime | None = None,
     game_key: GameKey | None = None,
     at: datetime | None = None,
+    live: bool = True,
 ) -> UnlockOutcome:
     [outcome] = unlock_achievements(
-        [UnlockRequest(player, achievement, claimed_at)], source=source, game_key=game_key, at=at
+        [UnlockRequest(player, achievement, claimed_at)], source=source, game_key=game_key, at=at, live=live
     )
     return outcome
 

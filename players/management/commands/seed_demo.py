@@ -60,6 +60,7 @@ class Command(BaseCommand):
         for game in games:
             refresh_rarity(str(game.pk))
             refresh_weighted_scores(str(game.pk))
+        self._rivals(people[0], games, now)
         close_due_seasons(now + CLOSE_GRACE)
         today = now.date()
         for back in range(days + 1, -1, -1):
@@ -87,9 +88,27 @@ class Command(BaseCommand):
                 ended_at=when,
                 source=Source.DEMO,
             )
-            unlock_achievement(player=player, achievement=achievement, source=Source.DEMO, at=when)
+            unlock_achievement(player=player, achievement=achievement, source=Source.DEMO, at=when, live=False)
             count += 1
         return count
+
+    @staticmethod
+    def _rivals(demo: Player, games: list[Game], now: datetime) -> None:
+        """Today, a friend or two pass the demo player: rival alerts on the dashboard."""
+        friends = Player.objects.filter(
+            friend_requests_received__requester=demo, friend_requests_received__status="accepted"
+        )
+        mine = {s.game_id: s.points for s in demo.game_stats.all()}
+        for friend in friends:
+            for game in games:
+                theirs = friend.game_stats.filter(game=game).values_list("points", flat=True).first() or 0
+                if game.pk not in mine or theirs > mine[game.pk]:
+                    continue
+                for achievement in game.achievements.exclude(unlocks__player=friend).order_by("-points"):
+                    if theirs + achievement.points > mine[game.pk]:
+                        unlock_achievement(player=friend, achievement=achievement, source=Source.DEMO, at=now)
+                        break
+                break
 
     @staticmethod
     def _friends(demo: Player, others: list[Player], rng: random.Random) -> None:
@@ -137,7 +156,11 @@ class Command(BaseCommand):
             privacy=privacy or rng.choices([Privacy.PUBLIC, Privacy.FRIENDS, Privacy.PRIVATE], [85, 10, 5])[0],
         )
         player.set_email(f"{username.lower()}@players.questboard.test")
-        player.set_password(DEMO_PASSWORD)
+        if username == "demo":
+            player.set_password(DEMO_PASSWORD)
+        else:
+            # Only the demo account logs in; hashing hundreds of passwords would take minutes.
+            player.set_unusable_password()
         player.save()
         return player
 
