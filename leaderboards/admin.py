@@ -176,6 +176,12 @@ admin.site.unregister(Game)
 
 @admin.register(Player)
 class ModeratedPlayerAdmin(ModerationPermission, PlayerAdmin):
+    def save_model(self, request: HttpRequest, obj: Player, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and {"region", "is_active"} & set(form.changed_data):
+            # Another region's boards, or none at all for a deactivated account.
+            services.reindex_player_after_commit(obj)
+
     list_display = (*PlayerAdmin.list_display, "boards_hidden")
     list_filter = (*PlayerAdmin.list_filter, "boards_hidden")
     actions = [

@@ -98,10 +98,17 @@ def sync_recent(store: index.RedisStore, since: datetime) -> int:
         changes.clear()
 
     def put(
-        base: Board, player_id: Any, points: int, reached: Any, region: str, hidden: bool, per_region: bool
+        base: Board,
+        player_id: Any,
+        points: int,
+        reached: Any,
+        region: str,
+        hidden: bool,
+        active: bool,
+        per_region: bool,
     ) -> None:
         nonlocal synced
-        score = None if hidden else index.score_of(points, reached)
+        score = None if hidden or not active else index.score_of(points, reached)
         changes.append((base, str(player_id), score))
         if per_region and region:
             changes.append((base.with_region(region), str(player_id), score))
@@ -109,7 +116,7 @@ def sync_recent(store: index.RedisStore, since: datetime) -> int:
         if len(changes) >= CHUNK:
             flush()
 
-    fields = ("points", "points_reached_at", "player__region", "player__boards_hidden")
+    fields = ("points", "points_reached_at", "player__region", "player__boards_hidden", "player__is_active")
     for game_id, player_id, *rest in _recent(
         PlayerGameStats.objects.values_list("game_id", "player_id", *fields), since
     ):

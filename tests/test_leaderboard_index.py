@@ -1,8 +1,8 @@
 """leaderboards.index and leaderboards.sync: the Redis rank index answers exactly as PostgreSQL
 does, survives losing its data or its server, and repairs updates it missed.
 
-The property tests drive random sequences of unlocks, hides and restores (and revocations)
-through the services and compare, on every board, the Redis store, the SQL store and a
+The property test drives random sequences of unlocks, revocations, hides and restores
+through the services and compares, on every board, the Redis store, the SQL store and a
 plain-Python model of the ranking rules.
 """
 
@@ -74,12 +74,14 @@ Row = tuple[str, int, int]  # (player id, points, rank) as a board lists it
 
 @dataclass(frozen=True)
 class Answers:
-    """Everything one board says: its order, its size, and per player their standing
-    (rank, points, percentile, total, position) and the window around them (radius 2)."""
+    """Everything one board says: its order, its size, its top 100 and every page of two
+    (so pages start inside ties), and per player their standing (rank, points, percentile,
+    total, position) and the window around them (radius 1)."""
 
     order: list[Entry]
     total: int
     top: list[Row]
+    pages: list[list[Row]]
     standings: dict[str, tuple[int, int, float, int, int] | None]
     windows: dict[str, list[Row] | None]
 
@@ -95,13 +97,14 @@ def answers(store: index.Store, board: Board, player_ids: list[str]) -> Answers:
     with answering_from(store):
         top = selectors.page(Caller(), board, limit=100)
         assert top.source == store.name
+        pages = [rows(selectors.page(Caller(), board, offset=offset, limit=2)) or [] for offset in range(top.total)]
         for pid in player_ids:
             found = selectors.standing(board, pid)
             standings[pid] = (
                 (found.rank, found.points, found.percentile, found.total, found.position) if found else None
             )
-            windows[pid] = rows(selectors.around(Caller(), board, pid, radius=2))
-    return Answers(store.page(board, 0, 1000), store.total(board), rows(top) or [], standings, windows)
+            windows[pid] = rows(selectors.around(Caller(), board, pid, radius=1))
+    return Answers(store.page(board, 0, 1000), store.total(board), rows(top) or [], pages, standings, windows)
 
 
 def assert_stores_agree(store: RedisStore, boards: list[Board], player_ids: list[str]) -> None:
@@ -162,8 +165,9 @@ class Model:
             below = sum(1 for other in order if other.points < e.points)
             percentile = round(100.0 * below / len(order), 2)
             standings[e.player_id] = (rank(e.points), e.points, percentile, len(order), position)
-            windows[e.player_id] = listed[max(0, position - 2) : position + 3]
-        return Answers(order, len(order), listed[:100], standings, windows)
+            windows[e.player_id] = listed[max(0, position - 1) : position + 2]
+        pages = [listed[offset : offset + 2] for offset in range(len(listed))]
+        return Answers(order, len(order), listed[:100], pages, standings, windows)
 
 
 def assert_model_holds(model: Model, store: RedisStore, boards: list[Board], player_ids: list[str]) -> None:
@@ -289,7 +293,7 @@ def check(world: World, ops: list[tuple], store: RedisStore) -> None:
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(ops=st.lists(st.one_of(unlocks, unlocks, unlocks, revokes, hides), min_size=1, max_size=24))
+@given(ops=st.lists(st.one_of(unlocks, unlocks, unlocks, unlocks, revokes, hides), min_size=3, max_size=30))
 @example(ops=[("unlock", 0, 2, 0, 0), ("unlock", 1, 0, 1, 0), ("revoke", 0), ("hide", 1), ("restore", 1)])
 def test_redis_sql_and_the_rules_agree_on_every_board_after_any_unlocks_revocations_hides_and_restores(
     world: World, rank_index: RedisStore, ops: list[tuple]
@@ -433,14 +437,20 @@ def test_the_first_read_after_redis_comes_back_empty_gets_the_index_rebuilt(
 def test_index_updates_lost_after_commit_are_repaired_by_the_sync(
     rank_index: RedisStore, game: Game, other_game: Game, alice: Player, bob: Player, charlie: Player
 ) -> None:
-    dave = make_player("dave", region="na")
+    dave, erin = make_player("dave", region="na"), make_player("erin", region="eu")
     give(alice, achievement(game, "ACE_PILOT"))
     give(bob, achievement(game, "SECRET_ENDING"))
     give(charlie, achievement(game, "FIRST_FLIGHT"))
-    give(dave, achievement(other_game, "FIRST_ORE"))
+    # dave and erin scored long ago: no stats row of theirs changes when they are moderated.
+    long_ago = timezone.now() - timedelta(days=3)
+    give(dave, achievement(other_game, "FIRST_ORE"), at=long_ago)
+    give(erin, achievement(game, "KILL_100"), at=long_ago)
+    hide_player(player=erin, actor=None, reason="suspected")
+    sync.run_sync(rank_index)  # a sync pass after erin's hide
     hide_player(player=dave, actor=None, reason="aimbot")
+    restore_player(player=erin, actor=None, reason="cleared")
     boards = every_board([game, other_game])
-    players = [str(p.pk) for p in (alice, bob, charlie, dave)]
+    players = [str(p.pk) for p in (alice, bob, charlie, dave, erin)]
     assert not redis_disagrees(rank_index, boards, players)
     client = rank_index.client
     game_board, eu_board = Board.game(game.pk), Board.game(game.pk, "eu")
@@ -450,7 +460,9 @@ def test_index_updates_lost_after_commit_are_repaired_by_the_sync(
     client.zadd(game_board.key, {str(bob.pk): 1})  # bob's is stuck at a stale, lower score
     client.zadd(Board.everywhere().key, {str(bob.pk): 1})
     client.zadd(Board.everywhere().key, {str(dave.pk): 2**40})  # dave's hide never took him off
-    client.zadd(Board.game(other_game.pk, "na").key, {str(dave.pk): 2**40})
+    client.zadd(Board.game(other_game.pk).key, {str(dave.pk): 2**40})
+    client.zrem(Board.game(game.pk).key, str(erin.pk))  # erin's restore never put her back
+    client.zrem(Board.everywhere("eu").key, str(erin.pk))
     assert redis_disagrees(rank_index, boards, players)
 
     synced = sync.run_sync(rank_index)
@@ -638,3 +650,50 @@ def test_a_rebuild_never_lists_a_player_who_is_not_ranked(
     assert rank_index.page(Board.game(game.pk), 0, 10) == []
     assert rank_index.page(Board.everywhere(), 0, 10) == []
     assert rank_index.standing(Board.game(game.pk), str(uuid.uuid4())) is None
+
+
+# --- player changes made in the admin -----------------------------------------------------------
+
+
+def save_in_admin(player: Player, *, changed: list[str]) -> None:
+    """Save a player as the Player admin's change form does, with these fields changed."""
+    from types import SimpleNamespace
+
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/admin/")
+    request.user = player
+    admin.site._registry[Player].save_model(request, player, SimpleNamespace(changed_data=changed), change=True)
+
+
+def test_a_deactivated_player_leaves_the_redis_boards_too(
+    api: Api, rank_index: RedisStore, game: Game, other_game: Game, alice: Player, bob: Player
+) -> None:
+    give(alice, achievement(game, "ACE_PILOT"))
+    give(bob, achievement(game, "FIRST_FLIGHT"))
+    alice.is_active = False
+    save_in_admin(alice, changed=["is_active"])  # staff untick "active"
+
+    sync.run_sync(rank_index)
+
+    names = [r["username"] for r in api.anonymous().get(f"{BOARDS}/{game.pk}").json()["rankings"]]
+    assert names == ["bob"]
+    assert_stores_agree(rank_index, every_board([game, other_game]), [str(alice.pk), str(bob.pk)])
+
+
+def test_a_player_moved_to_another_region_moves_on_the_redis_regional_boards_too(
+    api: Api, rank_index: RedisStore, game: Game, other_game: Game, alice: Player, bob: Player
+) -> None:
+    give(alice, achievement(game, "ACE_PILOT"))
+    give(bob, achievement(game, "FIRST_FLIGHT"))
+    alice.region = "na"
+    save_in_admin(alice, changed=["region"])
+
+    sync.run_sync(rank_index)
+
+    client = api.anonymous()
+    eu = client.get(f"{BOARDS}/{game.pk}", {"region": "eu"}).json()["rankings"]
+    na = client.get(f"{BOARDS}/{game.pk}", {"region": "na"}).json()["rankings"]
+    assert ([r["username"] for r in eu], [r["username"] for r in na]) == ([], ["alice", "bob"])
+    assert_stores_agree(rank_index, every_board([game, other_game]), [str(alice.pk), str(bob.pk)])
