@@ -52,9 +52,9 @@ def remove_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("leaderboards", "0001_initial"),
+        ("leaderboards", "0002_initial"),
         ("achievements", "0002_initial"),
-        ("tracker", "0002_player_boards_hidden"),
+        ("tracker", "0001_initial"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
