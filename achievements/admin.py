@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 
 from achievements.models import Achievement, Progress, Unlock
 from achievements.services import revoke_unlock
 from leaderboards.admin import ModerationPermission, with_reason
+from tracker.admin import ReadOnlyAdmin
 
 
 @admin.register(Achievement)
@@ -14,19 +14,6 @@ class AchievementAdmin(admin.ModelAdmin):
     list_filter = ("game", "hidden", "client_unlockable")
     search_fields = ("name", "api_name")
     readonly_fields = ("unlock_count", "unlock_percentage")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Unlocks and progress change only through the services (see achievements.services)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 def _revoke(unlock: Unlock, actor: object, reason: str) -> None:

@@ -59,7 +59,10 @@ async def main() -> None:
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=300)
     args = parser.parse_args()
-    for name, factory in (("RedisChannelLayer", RedisChannelLayer), ("RedisPubSubChannelLayer", RedisPubSubChannelLayer)):
+    for name, factory in (
+        ("RedisChannelLayer", RedisChannelLayer),
+        ("RedisPubSubChannelLayer", RedisPubSubChannelLayer),
+    ):
         layer = factory(hosts=[args.redis])
         single = await one_to_one(layer, args.rounds)
         fanned = await fan_out(layer, args.watchers, max(args.rounds // 10, 10))

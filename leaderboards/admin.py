@@ -18,7 +18,9 @@ from achievements.services import recount_season
 from leaderboards import selectors, services, tasks
 from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonResult
+from tracker.admin import GameAdmin, PlayerAdmin, ReadOnlyAdmin
 from tracker.auth import Caller
+from tracker.models import Game, Player
 
 MODERATE = "leaderboards.moderate"
 # Community managers moderate by name: the admin lists every player's, private or not.
@@ -139,24 +141,15 @@ class SeasonAdmin(ModerationPermission, admin.ModelAdmin):
 
 
 @admin.register(SeasonResult)
-class SeasonResultAdmin(admin.ModelAdmin):
+class SeasonResultAdmin(ReadOnlyAdmin):
     list_display = ("season", "rank", "player", "points", "achievement_count", "region")
     list_filter = ("season",)
     list_select_related = ("season", "player")
     ordering = ("season", "position")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(ModerationAction)
-class ModerationActionAdmin(SeasonResultAdmin):
+class ModerationActionAdmin(ReadOnlyAdmin):
     list_display = ("created", "kind", "actor", "player", "season", "reason")
     list_filter = ("kind",)
     list_select_related = ("actor", "player", "season")
@@ -166,9 +159,6 @@ class ModerationActionAdmin(SeasonResultAdmin):
 
 
 # --- Moderation actions on players and games (registered in tracker.admin) ----------------
-
-from tracker.admin import GameAdmin, PlayerAdmin  # noqa: E402
-from tracker.models import Game, Player  # noqa: E402
 
 admin.site.unregister(Player)
 admin.site.unregister(Game)

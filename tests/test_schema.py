@@ -32,7 +32,9 @@ def v1_paths() -> set[str]:
 
     # Each route also answers with its trailing slash flipped; the schema lists one of the two.
     return {
-        path for path in walk(get_resolver().url_patterns, "") if path.startswith("/api/v1/") and path not in API_ALIASES
+        path
+        for path in walk(get_resolver().url_patterns, "")
+        if path.startswith("/api/v1/") and path not in API_ALIASES
     }
 
 

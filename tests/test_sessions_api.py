@@ -80,9 +80,7 @@ class TestRecording:
         session = PlaySession.objects.get()
         assert (session.started_at, session.ended_at) == (end - timedelta(seconds=600), end)
 
-    def test_a_start_time_with_a_duration_is_honoured(
-        self, api: Api, game: Game, game_key: str, alice: Player
-    ) -> None:
+    def test_a_start_time_with_a_duration_is_honoured(self, api: Api, game: Game, game_key: str, alice: Player) -> None:
         start = hours_ago(48)
         response = report(api.as_key(game_key), alice, session_id="s-1", started_at=start, duration_seconds=600)
         assert response.status_code == 201, response.content

@@ -10,6 +10,19 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from tracker.models import Friendship, Game, GameKey, Player
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records that change only through the services (unlocks, results, the logs)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Player)
 class PlayerAdmin(UserAdmin):
     list_display = ("username", "region", "privacy", "is_staff", "created", "last_login")

@@ -153,7 +153,10 @@ if REDIS_URL:
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             # Pub/sub channels ignore Redis database numbers: a prefix keeps deployments
             # (and test runs) that share one Redis server from hearing each other.
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.getenv("CHANNEL_PREFIX", "questboard" + urlparse(REDIS_URL).path)},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.getenv("CHANNEL_PREFIX", "questboard" + urlparse(REDIS_URL).path),
+            },
         }
     }
 else:

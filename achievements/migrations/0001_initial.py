@@ -5,53 +5,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Achievement',
+            name="Achievement",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('api_name', models.CharField(max_length=64)),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField(blank=True, default='')),
-                ('icon', models.URLField(blank=True, default='', help_text='Image URL, from the manifest.', max_length=500)),
-                ('points', models.PositiveIntegerField()),
-                ('hidden', models.BooleanField(default=False)),
-                ('client_unlockable', models.BooleanField(default=False)),
-                ('progress_target', models.PositiveIntegerField(blank=True, null=True)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('unlock_count', models.PositiveIntegerField(default=0, editable=False)),
-                ('unlock_percentage', models.FloatField(default=0.0, editable=False)),
-                ('score_weight', models.FloatField(default=1.0, editable=False)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("api_name", models.CharField(max_length=64)),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField(blank=True, default="")),
+                (
+                    "icon",
+                    models.URLField(blank=True, default="", help_text="Image URL, from the manifest.", max_length=500),
+                ),
+                ("points", models.PositiveIntegerField()),
+                ("hidden", models.BooleanField(default=False)),
+                ("client_unlockable", models.BooleanField(default=False)),
+                ("progress_target", models.PositiveIntegerField(blank=True, null=True)),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("unlock_count", models.PositiveIntegerField(default=0, editable=False)),
+                ("unlock_percentage", models.FloatField(default=0.0, editable=False)),
+                ("score_weight", models.FloatField(default=1.0, editable=False)),
             ],
             options={
-                'ordering': ['game', 'position', 'name'],
+                "ordering": ["game", "position", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Progress',
+            name="Progress",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('value', models.PositiveIntegerField(default=0)),
-                ('updated_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("value", models.PositiveIntegerField(default=0)),
+                ("updated_at", models.DateTimeField()),
             ],
             options={
-                'verbose_name_plural': 'progress',
+                "verbose_name_plural": "progress",
             },
         ),
         migrations.CreateModel(
-            name='Unlock',
+            name="Unlock",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('unlocked_at', models.DateTimeField()),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('source', models.CharField(choices=[('server', 'Game server (API key)'), ('client', 'Game client (player token)'), ('admin', 'Admin'), ('demo', 'Demo data')], max_length=10)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("unlocked_at", models.DateTimeField()),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("server", "Game server (API key)"),
+                            ("client", "Game client (player token)"),
+                            ("admin", "Admin"),
+                            ("demo", "Demo data"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
             ],
         ),
     ]

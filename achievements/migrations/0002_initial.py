@@ -6,81 +6,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('achievements', '0001_initial'),
-        ('tracker', '0001_initial'),
+        ("achievements", "0001_initial"),
+        ("tracker", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='achievement',
-            name='game',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='achievements', to='tracker.game'),
+            model_name="achievement",
+            name="game",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="achievements", to="tracker.game"
+            ),
         ),
         migrations.AddField(
-            model_name='progress',
-            name='achievement',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='progress', to='achievements.achievement'),
+            model_name="progress",
+            name="achievement",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="progress", to="achievements.achievement"
+            ),
         ),
         migrations.AddField(
-            model_name='progress',
-            name='player',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='progress', to=settings.AUTH_USER_MODEL),
+            model_name="progress",
+            name="player",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="progress", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='unlock',
-            name='achievement',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='unlocks', to='achievements.achievement'),
+            model_name="unlock",
+            name="achievement",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="unlocks", to="achievements.achievement"
+            ),
         ),
         migrations.AddField(
-            model_name='unlock',
-            name='game',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='unlocks', to='tracker.game'),
+            model_name="unlock",
+            name="game",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="unlocks", to="tracker.game"
+            ),
         ),
         migrations.AddField(
-            model_name='unlock',
-            name='game_key',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='tracker.gamekey'),
+            model_name="unlock",
+            name="game_key",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="tracker.gamekey"
+            ),
         ),
         migrations.AddField(
-            model_name='unlock',
-            name='player',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='unlocks', to=settings.AUTH_USER_MODEL),
+            model_name="unlock",
+            name="player",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="unlocks", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddConstraint(
-            model_name='achievement',
-            constraint=models.UniqueConstraint(fields=('game', 'api_name'), name='achievement_api_name_unique'),
+            model_name="achievement",
+            constraint=models.UniqueConstraint(fields=("game", "api_name"), name="achievement_api_name_unique"),
         ),
         migrations.AddConstraint(
-            model_name='achievement',
-            constraint=models.CheckConstraint(condition=models.Q(('points__lte', 1000)), name='achievement_points_at_most_1000'),
+            model_name="achievement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("points__lte", 1000)), name="achievement_points_at_most_1000"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='achievement',
-            constraint=models.CheckConstraint(condition=models.Q(('progress_target__isnull', True), ('progress_target__gt', 0), _connector='OR'), name='achievement_progress_target_positive'),
+            model_name="achievement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("progress_target__isnull", True), ("progress_target__gt", 0), _connector="OR"),
+                name="achievement_progress_target_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='progress',
-            constraint=models.UniqueConstraint(fields=('player', 'achievement'), name='progress_once_per_player'),
+            model_name="progress",
+            constraint=models.UniqueConstraint(fields=("player", "achievement"), name="progress_once_per_player"),
         ),
         migrations.AddIndex(
-            model_name='unlock',
-            index=models.Index(fields=['player', '-unlocked_at'], name='unlock_player_recent'),
+            model_name="unlock",
+            index=models.Index(fields=["player", "-unlocked_at"], name="unlock_player_recent"),
         ),
         migrations.AddIndex(
-            model_name='unlock',
-            index=models.Index(fields=['game', 'unlocked_at'], name='unlock_game_time'),
+            model_name="unlock",
+            index=models.Index(fields=["game", "unlocked_at"], name="unlock_game_time"),
         ),
         migrations.AddIndex(
-            model_name='unlock',
-            index=models.Index(fields=['achievement', 'unlocked_at'], name='unlock_achievement_time'),
+            model_name="unlock",
+            index=models.Index(fields=["achievement", "unlocked_at"], name="unlock_achievement_time"),
         ),
         migrations.AddConstraint(
-            model_name='unlock',
-            constraint=models.UniqueConstraint(fields=('player', 'achievement'), name='unlock_once_per_player'),
+            model_name="unlock",
+            constraint=models.UniqueConstraint(fields=("player", "achievement"), name="unlock_once_per_player"),
         ),
     ]

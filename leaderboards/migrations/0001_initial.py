@@ -5,65 +5,92 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ModerationAction',
+            name="ModerationAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('hide', 'Hid player from boards'), ('restore', 'Restored player to boards'), ('revoke', 'Revoked an unlock'), ('close_season', 'Closed a season'), ('rebuild', 'Rebuilt the rank index')], max_length=16)),
-                ('reason', models.TextField(blank=True, default='')),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("hide", "Hid player from boards"),
+                            ("restore", "Restored player to boards"),
+                            ("revoke", "Revoked an unlock"),
+                            ("close_season", "Closed a season"),
+                            ("rebuild", "Rebuilt the rank index"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True, default="")),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'ordering': ['-created'],
-                'permissions': [('moderate', 'Can hide players and revoke unlocks')],
+                "ordering": ["-created"],
+                "permissions": [("moderate", "Can hide players and revoke unlocks")],
             },
         ),
         migrations.CreateModel(
-            name='Season',
+            name="Season",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField(blank=True, default='')),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField()),
-                ('region', models.CharField(blank=True, choices=[('na', 'North America'), ('sa', 'South America'), ('eu', 'Europe'), ('asia', 'Asia'), ('oce', 'Oceania'), ('af', 'Africa'), ('me', 'Middle East')], default='', help_text='Blank: every region takes part.', max_length=8)),
-                ('closed_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField(blank=True, default="")),
+                ("starts_at", models.DateTimeField()),
+                ("ends_at", models.DateTimeField()),
+                (
+                    "region",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("na", "North America"),
+                            ("sa", "South America"),
+                            ("eu", "Europe"),
+                            ("asia", "Asia"),
+                            ("oce", "Oceania"),
+                            ("af", "Africa"),
+                            ("me", "Middle East"),
+                        ],
+                        default="",
+                        help_text="Blank: every region takes part.",
+                        max_length=8,
+                    ),
+                ),
+                ("closed_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-starts_at'],
+                "ordering": ["-starts_at"],
             },
         ),
         migrations.CreateModel(
-            name='SeasonResult',
+            name="SeasonResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rank', models.PositiveIntegerField()),
-                ('points', models.PositiveIntegerField()),
-                ('achievement_count', models.PositiveIntegerField()),
-                ('region', models.CharField(blank=True, default='', max_length=8)),
-                ('position', models.PositiveIntegerField(help_text='Order on the final board, ties included.')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rank", models.PositiveIntegerField()),
+                ("points", models.PositiveIntegerField()),
+                ("achievement_count", models.PositiveIntegerField()),
+                ("region", models.CharField(blank=True, default="", max_length=8)),
+                ("position", models.PositiveIntegerField(help_text="Order on the final board, ties included.")),
             ],
             options={
-                'ordering': ['season', 'position'],
+                "ordering": ["season", "position"],
             },
         ),
         migrations.CreateModel(
-            name='SeasonStanding',
+            name="SeasonStanding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('points', models.IntegerField(default=0)),
-                ('achievement_count', models.IntegerField(default=0)),
-                ('points_reached_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("points", models.IntegerField(default=0)),
+                ("achievement_count", models.IntegerField(default=0)),
+                ("points_reached_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(db_index=True)),
             ],
         ),
     ]

@@ -6,84 +6,116 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('achievements', '0002_initial'),
-        ('leaderboards', '0001_initial'),
-        ('tracker', '0001_initial'),
+        ("achievements", "0002_initial"),
+        ("leaderboards", "0001_initial"),
+        ("tracker", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='moderationaction',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='moderation_done', to=settings.AUTH_USER_MODEL),
+            model_name="moderationaction",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="moderation_done",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='moderationaction',
-            name='player',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='moderation_received', to=settings.AUTH_USER_MODEL),
+            model_name="moderationaction",
+            name="player",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="moderation_received",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='season',
-            name='achievements',
-            field=models.ManyToManyField(blank=True, help_text='Blank: every achievement of the game counts.', related_name='seasons', to='achievements.achievement'),
+            model_name="season",
+            name="achievements",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Blank: every achievement of the game counts.",
+                related_name="seasons",
+                to="achievements.achievement",
+            ),
         ),
         migrations.AddField(
-            model_name='season',
-            name='game',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='seasons', to='tracker.game'),
+            model_name="season",
+            name="game",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="seasons", to="tracker.game"
+            ),
         ),
         migrations.AddField(
-            model_name='moderationaction',
-            name='season',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='leaderboards.season'),
+            model_name="moderationaction",
+            name="season",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="leaderboards.season"
+            ),
         ),
         migrations.AddField(
-            model_name='seasonresult',
-            name='player',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='season_results', to=settings.AUTH_USER_MODEL),
+            model_name="seasonresult",
+            name="player",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="season_results", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='seasonresult',
-            name='season',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='results', to='leaderboards.season'),
+            model_name="seasonresult",
+            name="season",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="results", to="leaderboards.season"
+            ),
         ),
         migrations.AddField(
-            model_name='seasonstanding',
-            name='player',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='season_standings', to=settings.AUTH_USER_MODEL),
+            model_name="seasonstanding",
+            name="player",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="season_standings",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='seasonstanding',
-            name='season',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='standings', to='leaderboards.season'),
+            model_name="seasonstanding",
+            name="season",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="standings", to="leaderboards.season"
+            ),
         ),
         migrations.AddIndex(
-            model_name='season',
-            index=models.Index(fields=['game', 'starts_at', 'ends_at'], name='season_window'),
+            model_name="season",
+            index=models.Index(fields=["game", "starts_at", "ends_at"], name="season_window"),
         ),
         migrations.AddConstraint(
-            model_name='season',
-            constraint=models.CheckConstraint(condition=models.Q(('ends_at__gt', models.F('starts_at'))), name='season_ends_after_start'),
+            model_name="season",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("ends_at__gt", models.F("starts_at"))), name="season_ends_after_start"
+            ),
         ),
         migrations.AddIndex(
-            model_name='seasonresult',
-            index=models.Index(fields=['season', 'position'], name='result_board'),
+            model_name="seasonresult",
+            index=models.Index(fields=["season", "position"], name="result_board"),
         ),
         migrations.AddConstraint(
-            model_name='seasonresult',
-            constraint=models.UniqueConstraint(fields=('season', 'player'), name='result_once_per_season'),
+            model_name="seasonresult",
+            constraint=models.UniqueConstraint(fields=("season", "player"), name="result_once_per_season"),
         ),
         migrations.AddIndex(
-            model_name='seasonstanding',
-            index=models.Index(fields=['season', '-points', 'points_reached_at'], name='standing_board'),
+            model_name="seasonstanding",
+            index=models.Index(fields=["season", "-points", "points_reached_at"], name="standing_board"),
         ),
         migrations.AddConstraint(
-            model_name='seasonstanding',
-            constraint=models.UniqueConstraint(fields=('season', 'player'), name='standing_once_per_season'),
+            model_name="seasonstanding",
+            constraint=models.UniqueConstraint(fields=("season", "player"), name="standing_once_per_season"),
         ),
     ]

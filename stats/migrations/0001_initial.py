@@ -4,42 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DailySnapshot',
+            name="DailySnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField()),
-                ('points', models.PositiveIntegerField()),
-                ('achievement_count', models.PositiveIntegerField()),
-                ('playtime_seconds', models.PositiveBigIntegerField()),
-                ('points_gained', models.IntegerField(default=0)),
-                ('unlocks', models.IntegerField(default=0)),
-                ('playtime_gained', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date", models.DateField()),
+                ("points", models.PositiveIntegerField()),
+                ("achievement_count", models.PositiveIntegerField()),
+                ("playtime_seconds", models.PositiveBigIntegerField()),
+                ("points_gained", models.IntegerField(default=0)),
+                ("unlocks", models.IntegerField(default=0)),
+                ("playtime_gained", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='PlayerGameStats',
+            name="PlayerGameStats",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('points', models.PositiveIntegerField(default=0)),
-                ('achievement_count', models.PositiveIntegerField(default=0)),
-                ('completion', models.FloatField(default=0.0)),
-                ('points_reached_at', models.DateTimeField(blank=True, null=True)),
-                ('playtime_seconds', models.PositiveBigIntegerField(default=0)),
-                ('weighted_score', models.FloatField(db_default=0.0, default=0.0)),
-                ('first_activity', models.DateTimeField(blank=True, null=True)),
-                ('last_activity', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("points", models.PositiveIntegerField(default=0)),
+                ("achievement_count", models.PositiveIntegerField(default=0)),
+                ("completion", models.FloatField(default=0.0)),
+                ("points_reached_at", models.DateTimeField(blank=True, null=True)),
+                ("playtime_seconds", models.PositiveBigIntegerField(default=0)),
+                ("weighted_score", models.FloatField(db_default=0.0, default=0.0)),
+                ("first_activity", models.DateTimeField(blank=True, null=True)),
+                ("last_activity", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
             ],
             options={
-                'verbose_name_plural': 'player game stats',
+                "verbose_name_plural": "player game stats",
             },
         ),
     ]

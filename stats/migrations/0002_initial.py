@@ -6,99 +6,140 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('stats', '0001_initial'),
-        ('tracker', '0001_initial'),
+        ("stats", "0001_initial"),
+        ("tracker", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='dailysnapshot',
-            name='game',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='snapshots', to='tracker.game'),
+            model_name="dailysnapshot",
+            name="game",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="snapshots",
+                to="tracker.game",
+            ),
         ),
         migrations.AddField(
-            model_name='dailysnapshot',
-            name='player',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='snapshots', to=settings.AUTH_USER_MODEL),
+            model_name="dailysnapshot",
+            name="player",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="snapshots", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='playergamestats',
-            name='game',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='player_stats', to='tracker.game'),
+            model_name="playergamestats",
+            name="game",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="player_stats", to="tracker.game"
+            ),
         ),
         migrations.AddField(
-            model_name='playergamestats',
-            name='player',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='game_stats', to=settings.AUTH_USER_MODEL),
+            model_name="playergamestats",
+            name="player",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="game_stats", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.CreateModel(
-            name='PlayerTotals',
+            name="PlayerTotals",
             fields=[
-                ('player', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='totals', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('points', models.PositiveIntegerField(default=0)),
-                ('achievement_count', models.PositiveIntegerField(default=0)),
-                ('points_reached_at', models.DateTimeField(blank=True, null=True)),
-                ('weighted_score', models.FloatField(db_default=0.0, default=0.0)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+                (
+                    "player",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="totals",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("points", models.PositiveIntegerField(default=0)),
+                ("achievement_count", models.PositiveIntegerField(default=0)),
+                ("points_reached_at", models.DateTimeField(blank=True, null=True)),
+                ("weighted_score", models.FloatField(db_default=0.0, default=0.0)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
             ],
             options={
-                'verbose_name_plural': 'player totals',
-                'indexes': [models.Index(fields=['-points', 'points_reached_at'], name='totals_board')],
+                "verbose_name_plural": "player totals",
+                "indexes": [models.Index(fields=["-points", "points_reached_at"], name="totals_board")],
             },
         ),
         migrations.CreateModel(
-            name='PlaySession',
+            name="PlaySession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_id', models.CharField(help_text='Chosen by the reporter; a repeat is ignored.', max_length=64)),
-                ('started_at', models.DateTimeField()),
-                ('ended_at', models.DateTimeField()),
-                ('duration_seconds', models.PositiveIntegerField()),
-                ('source', models.CharField(max_length=10)),
-                ('created', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('game', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='play_sessions', to='tracker.game')),
-                ('player', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='play_sessions', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "session_id",
+                    models.CharField(help_text="Chosen by the reporter; a repeat is ignored.", max_length=64),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("ended_at", models.DateTimeField()),
+                ("duration_seconds", models.PositiveIntegerField()),
+                ("source", models.CharField(max_length=10)),
+                ("created", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "game",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="play_sessions", to="tracker.game"
+                    ),
+                ),
+                (
+                    "player",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="play_sessions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='dailysnapshot',
-            index=models.Index(fields=['player', 'game', 'date'], name='snapshot_range'),
+            model_name="dailysnapshot",
+            index=models.Index(fields=["player", "game", "date"], name="snapshot_range"),
         ),
         migrations.AddConstraint(
-            model_name='dailysnapshot',
-            constraint=models.UniqueConstraint(condition=models.Q(('game__isnull', False)), fields=('player', 'game', 'date'), name='snapshot_per_game'),
+            model_name="dailysnapshot",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("game__isnull", False)), fields=("player", "game", "date"), name="snapshot_per_game"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dailysnapshot',
-            constraint=models.UniqueConstraint(condition=models.Q(('game__isnull', True)), fields=('player', 'date'), name='snapshot_overall'),
+            model_name="dailysnapshot",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("game__isnull", True)), fields=("player", "date"), name="snapshot_overall"
+            ),
         ),
         migrations.AddIndex(
-            model_name='playergamestats',
-            index=models.Index(fields=['game', '-points', 'points_reached_at'], name='stats_game_board'),
+            model_name="playergamestats",
+            index=models.Index(fields=["game", "-points", "points_reached_at"], name="stats_game_board"),
         ),
         migrations.AddConstraint(
-            model_name='playergamestats',
-            constraint=models.UniqueConstraint(fields=('player', 'game'), name='stats_once_per_player_game'),
+            model_name="playergamestats",
+            constraint=models.UniqueConstraint(fields=("player", "game"), name="stats_once_per_player_game"),
         ),
         migrations.AddIndex(
-            model_name='playsession',
-            index=models.Index(fields=['game', 'ended_at'], name='session_game_time'),
+            model_name="playsession",
+            index=models.Index(fields=["game", "ended_at"], name="session_game_time"),
         ),
         migrations.AddIndex(
-            model_name='playsession',
-            index=models.Index(fields=['player', 'ended_at'], name='session_player_time'),
+            model_name="playsession",
+            index=models.Index(fields=["player", "ended_at"], name="session_player_time"),
         ),
         migrations.AddConstraint(
-            model_name='playsession',
-            constraint=models.UniqueConstraint(fields=('player', 'game', 'session_id'), name='session_once'),
+            model_name="playsession",
+            constraint=models.UniqueConstraint(fields=("player", "game", "session_id"), name="session_once"),
         ),
         migrations.AddConstraint(
-            model_name='playsession',
-            constraint=models.CheckConstraint(condition=models.Q(('ended_at__gte', models.F('started_at'))), name='session_ordered'),
+            model_name="playsession",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("ended_at__gte", models.F("started_at"))), name="session_ordered"
+            ),
         ),
     ]
