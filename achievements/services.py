@@ -26,7 +26,8 @@ from leaderboards.services import (
     record_moderation,
     reindex_player_after_commit,
 )
-from stats.services import NewTotals, PointsDelta, apply_deltas, refresh_completion
+from stats import tasks as stats_tasks
+from stats.services import NewTotals, PointsDelta, apply_deltas
 from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Game, GameKey, Player
 from tracker.sql import prep, rows_sql, table, to_python
@@ -296,7 +297,10 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
         game.total_points = sum(counts)
         game.save(update_fields=["name", "description", "achievement_count", "total_points"])
         if count_changed:
-            refresh_completion(game)
+            # Every player's completion changes: a background job for a big game. New
+            # unlocks meanwhile already count against the new set (stats.services).
+            game_id = str(game.pk)
+            transaction.on_commit(lambda: stats_tasks.refresh_completion.delay(game_id), robust=True)
     return ImportResult(game, game_created, len(to_create), len(to_update))
 
 

@@ -104,10 +104,12 @@ def refresh_completion(game: Game, player_ids: Iterable[UUID] | None = None) -> 
         rows = rows.filter(player_id__in=player_ids)
     if game.achievement_count == 0:
         rows.update(completion=0.0)
-        return
-    rows.update(
-        completion=Cast(F("achievement_count"), FloatField()) * Value(100.0) / Value(float(game.achievement_count))
-    )
+    else:
+        rows.update(
+            completion=Cast(F("achievement_count"), FloatField()) * Value(100.0) / Value(float(game.achievement_count))
+        )
+    if player_ids is None:
+        Game.objects.filter(pk=game.pk).update(completion_basis=game.achievement_count)
 
 
 @dataclass(frozen=True)

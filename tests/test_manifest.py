@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from achievements.models import Achievement
+from achievements.services import import_manifest
 from tests.conftest import STAR_RAIDERS, Api, achievement
 from tests.helpers import assert_error, give, manifest, snapshot, stats, unlock, write_manifest
 from tracker.models import Game, GameKey, Player
@@ -292,7 +293,7 @@ def test_points_nobody_has_earned_may_change(api: Api, alice: Player, game: Game
 
 
 def test_adding_an_achievement_lowers_every_players_completion(
-    api: Api, alice: Player, bob: Player, game: Game, game_key: str
+    api: Api, alice: Player, bob: Player, game: Game, game_key: str, django_capture_on_commit_callbacks: Any
 ) -> None:
     give(alice, achievement(game, "FIRST_FLIGHT"))
     give(bob, achievement(game, "FIRST_FLIGHT"))
@@ -301,10 +302,26 @@ def test_adding_an_achievement_lowers_every_players_completion(
     edited = star_raiders()
     edited["achievements"].append({"api_name": "BOSS", "name": "Boss", "points": 100})
 
-    response = api.as_key(game_key).put(achievements_url(game), edited, format="json")
+    with django_capture_on_commit_callbacks(execute=True):  # the recompute runs after commit
+        response = api.as_key(game_key).put(achievements_url(game), edited, format="json")
 
     assert response.status_code == 200, response.content
     assert (stats(alice, game), stats(bob, game)) == ((10, 1, 20.0), (35, 2, 40.0))
+
+
+def test_a_recompute_lost_to_a_broker_outage_is_caught_up(alice: Player, game: Game) -> None:
+    from stats.tasks import refresh_stale_completion
+
+    give(alice, achievement(game, "FIRST_FLIGHT"))
+    manifest = star_raiders()
+    manifest["achievements"].append({"api_name": "BOSS", "name": "Boss", "points": 100})
+    import_manifest(manifest=manifest)  # its after-commit recompute never runs here
+    assert stats(alice, game) == (10, 1, 25.0)
+
+    assert refresh_stale_completion() == 1
+
+    assert stats(alice, game) == (10, 1, 20.0)
+    assert refresh_stale_completion() == 0
 
 
 def test_unlocks_after_the_set_grew_use_the_new_size(api: Api, alice: Player, game: Game, game_key: str) -> None:

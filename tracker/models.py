@@ -65,6 +65,9 @@ class Game(models.Model):
     # Kept by the manifest import so completion needs no count(*) on the unlock path.
     achievement_count = models.PositiveIntegerField(default=0, editable=False)
     total_points = models.PositiveIntegerField(default=0, editable=False)
+    # The achievement_count every player's completion was last recomputed for: when it
+    # lags, a background recompute is due (stats.tasks.refresh_completion).
+    completion_basis = models.PositiveIntegerField(default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

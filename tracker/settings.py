@@ -179,6 +179,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "refresh-all-rarity": {"task": "achievements.tasks.refresh_all_rarity", "schedule": 15 * 60},
+    "refresh-stale-completion": {"task": "stats.tasks.refresh_stale_completion", "schedule": 5 * 60},
     # Drift repair of the rank index (leaderboards.sync: bound = interval + overlap).
     "sync-rank-index": {"task": "leaderboards.tasks.sync_index", "schedule": 60},
     "close-due-seasons": {"task": "leaderboards.tasks.close_due_seasons", "schedule": 15},

@@ -28,6 +28,7 @@ class Migration(migrations.Migration):
                 ("description", models.TextField(blank=True, default="")),
                 ("achievement_count", models.PositiveIntegerField(default=0, editable=False)),
                 ("total_points", models.PositiveIntegerField(default=0, editable=False)),
+                ("completion_basis", models.PositiveIntegerField(default=0, editable=False)),
                 ("created", models.DateTimeField(auto_now_add=True)),
             ],
             options={
