@@ -129,7 +129,7 @@ def announce_unlocks(unlocks: list[list[str]], rises: list[list]) -> int:
     Returns the number of events sent.
     """
     achievements = Achievement.objects.in_bulk([a for _, a, _ in unlocks])
-    messages: list[realtime.Message] = [
+    unlocked: list[realtime.Message] = [
         (
             realtime.player_group(player_id),
             "achievement.unlocked",
@@ -138,10 +138,12 @@ def announce_unlocks(unlocks: list[list[str]], rises: list[list]) -> int:
         for player_id, a, at in unlocks
         if uuid.UUID(a) in achievements
     ]
-    messages += board_services.board_moves(tuple(rise) for rise in rises)
+    realtime.broadcast(unlocked)  # first: the toast players wait for needs no rank queries
+    messages = board_services.board_moves(tuple(rise) for rise in rises)
     for kind, game_id, player_id, old, new in rises:
         if kind == "game":
             alerts = board_services.notify_rivals(player_id=player_id, game_id=game_id, old_points=old, new_points=new)
             messages += board_services.rival_messages(alerts)
     realtime.broadcast(messages)
+    messages += unlocked
     return len(messages)

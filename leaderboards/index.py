@@ -170,13 +170,21 @@ class RedisStore:
 SQL = SqlStore()
 
 
+_stores: dict[int, RedisStore] = {}
+
+
 def redis_store() -> RedisStore | None:
-    """The Redis store if Redis is configured, else None (the embedded default)."""
+    """The Redis store if Redis is configured, else None (the embedded default). One per
+    client connection pool, so its Lua script is registered once per process."""
     if not settings.REDIS_URL:
         return None
     from django_redis import get_redis_connection
 
-    return RedisStore(get_redis_connection("default"))
+    client = get_redis_connection("default")
+    store = _stores.get(id(client))
+    if store is None or store.client is not client:
+        store = _stores[id(client)] = RedisStore(client)
+    return store
 
 
 def reader() -> Store:

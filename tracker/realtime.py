@@ -40,16 +40,24 @@ def season_group(season_id: Any) -> str:
 
 
 def broadcast(messages: Iterable[Message]) -> None:
-    """Send events to groups now. Never raises: a live event is a courtesy, and the data
-    behind it is already committed."""
+    """Send events to groups now, in one trip into the event loop. Never raises: a live
+    event is a courtesy, and the data behind it is already committed."""
     layer = get_channel_layer()
-    if layer is None:
+    messages = list(messages)
+    if layer is None or not messages:
         return
-    for group, event, data in messages:
-        try:
-            async_to_sync(layer.group_send)(group, {"type": "event.forward", "event": event, "data": data})
-        except Exception:
-            log.warning("could not send %s to %s", event, group, exc_info=True)
+
+    async def send_all() -> None:
+        for group, event, data in messages:
+            try:
+                await layer.group_send(group, {"type": "event.forward", "event": event, "data": data})
+            except Exception:
+                log.warning("could not send %s to %s", event, group, exc_info=True)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        log.warning("could not send %d live events", len(messages), exc_info=True)
 
 
 def broadcast_on_commit(messages: list[Message]) -> None:
