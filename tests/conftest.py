@@ -55,10 +55,13 @@ def _clean_cache() -> Iterator[None]:
     cache.clear()
 
 
+PASSWORD = "correct horse battery staple"
+
+
 def make_player(username: str, *, region: str = "eu", privacy: str = Privacy.PUBLIC) -> Player:
     player = Player(username=username, region=region, privacy=privacy)
     player.set_email(f"{username}@example.com")
-    player.set_password("correct horse battery staple")
+    player.set_password(PASSWORD)
     player.save()
     return player
 

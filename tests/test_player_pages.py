@@ -24,8 +24,6 @@ from tests.conftest import Api, achievement, make_player
 from tests.helpers import give, manifest
 from tracker.models import Friendship, Game, Notification, Player, Privacy
 
-PASSWORD = "correct horse battery staple"
-
 
 class PageParser(HTMLParser):
     """The visible text of a page (no scripts or styles), its meta tags, links and forms."""
@@ -106,7 +104,7 @@ def world(alice: Player, bob: Player, charlie: Player, game: Game, other_game: G
     """alice: First Flight and Ace Pilot (35 points, 2 of 4, 1.5 h) in Star Raiders,
     First Ore in Moon Miners (40 points overall); bob: all four Star Raiders achievements
     (100); charlie (private): First Flight. Rarity refreshed."""
-    start = timezone.now() - timedelta(days=2)
+    start = (timezone.now() - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
     give(alice, achievement(game, "FIRST_FLIGHT"), at=start)
     give(alice, achievement(game, "ACE_PILOT"), at=start + timedelta(hours=1))
     give(alice, achievement(other_game, "FIRST_ORE"), at=start + timedelta(hours=2))

@@ -10,14 +10,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import Api, achievement, make_player
+from tests.conftest import PASSWORD, Api, achievement, make_player
 from tests.helpers import assert_error, give, post
 from tracker.models import Friendship, Game, Player, Privacy
 
 REGISTER_URL = "/api/v1/players/"
 TOKEN_URL = "/api/v1/auth/token/"
 REFRESH_URL = "/api/v1/auth/token/refresh/"
-PASSWORD = "correct horse battery staple"
 
 
 def registration(**changes: Any) -> dict[str, Any]:

@@ -19,26 +19,16 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from tests.conftest import achievement, make_player
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, needs_chromium
+from tests.conftest import PASSWORD, achievement, make_player
 from tests.helpers import UNLOCK_URL, give
 from tests.test_live_cross_process import Server, daphne, post_json, running
 from tracker.models import Game, Player
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "correct horse battery staple"  # make_player's
-SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 LIVE_WAIT_MS = 5_000
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM} (apt install chromium)"),
+    needs_chromium,
     pytest.mark.skipif(
         settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
         reason="needs PostgreSQL (DATABASE_URL): the Daphne subprocess must share the test database",

@@ -11,11 +11,9 @@ import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
@@ -23,24 +21,14 @@ from achievements.services import import_manifest
 from achievements.tasks import refresh_rarity
 from players.snapshots import take_snapshots
 from stats.services import record_play_session
-from tests.conftest import STAR_RAIDERS, make_player
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, needs_chromium
+from tests.conftest import PASSWORD, STAR_RAIDERS, make_player
 from tests.helpers import give
 from tracker.models import Friendship, Game, Player
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 T = TypeVar("T")
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM} (apt install chromium)")
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
 
