@@ -3,13 +3,18 @@ from __future__ import annotations
 from django.contrib import admin
 
 from achievements.models import Achievement, Progress, Unlock
-from achievements.services import revoke_unlock
+from achievements.services import grant_achievement, revoke_unlock
 from leaderboards.admin import ModerationPermission, with_reason
 from tracker.admin import ReadOnlyAdmin
 
 
+def _grant(achievement: Achievement, actor: object, reason: str, players: list) -> None:
+    grant_achievement(achievement=achievement, players=players, actor=actor, reason=reason)
+
+
 @admin.register(Achievement)
-class AchievementAdmin(admin.ModelAdmin):
+class AchievementAdmin(ModerationPermission, admin.ModelAdmin):
+    actions = [with_reason("grant_to_players", "Grant to players", _grant, ask_players=True)]
     list_display = ("name", "api_name", "game", "points", "hidden", "client_unlockable", "unlock_percentage")
     list_filter = ("game", "hidden", "client_unlockable")
     search_fields = ("name", "api_name")

@@ -335,6 +335,26 @@ def revoke_unlock(*, unlock: Unlock, actor: Player | None, reason: str) -> None:
         transaction.on_commit(lambda: tasks.schedule_rarity_refresh(game_ids), robust=True)
 
 
+def grant_achievement(*, achievement: Achievement, players: Sequence[Player], actor: Player | None, reason: str) -> int:
+    """Unlock an achievement for players by hand (support: a bug kept a game from reporting
+    it), through the one unlock path, and log each grant. Returns how many were new."""
+    with transaction.atomic():
+        outcomes = unlock_achievements([UnlockRequest(p, achievement) for p in players], source=Source.ADMIN)
+        for outcome in outcomes:
+            if outcome.created:
+                record_moderation(
+                    kind=ModerationAction.Kind.GRANT,
+                    actor=actor,
+                    player=outcome.player,
+                    reason=reason,
+                    game=str(achievement.game_id),
+                    achievement=str(achievement.pk),
+                    api_name=achievement.api_name,
+                    points=achievement.points,
+                )
+    return sum(outcome.created for outcome in outcomes)
+
+
 def source_for(game_key: GameKey | None) -> str:
     return Source.GAME_SERVER if game_key else Source.PLAYER_CLIENT
 

@@ -28,16 +28,22 @@ STAFF = Caller(staff=True)
 
 
 def with_reason(
-    name: str, title: str, apply: Callable[[Any, Any, str], None]
+    name: str, title: str, apply: Callable[..., None], *, ask_players: bool = False
 ) -> Callable[[admin.ModelAdmin, HttpRequest, QuerySet], HttpResponse | None]:
-    """An admin action that asks for a reason first, then applies `apply(obj, actor, reason)`
-    to each selected object. Every moderation is recorded with who, when and why."""
+    """An admin action that asks for a reason first (and, with `ask_players`, for
+    usernames), then applies `apply(obj, actor, reason[, players])` to each selected object.
+    Every moderation is recorded with who, when and why."""
 
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         reason = request.POST.get("reason", "").strip()
-        if request.POST.get("confirm") == "yes" and reason:
+        typed = request.POST.get("players", "")
+        names = [n for n in typed.replace(",", " ").split() if n]
+        players = list(Player.objects.filter(username__in=names, is_active=True))
+        unknown = sorted(set(names) - {p.username for p in players})
+        error = f"No active player named {', '.join(unknown)}." if unknown else ""
+        if request.POST.get("confirm") == "yes" and reason and not error and (players or not ask_players):
             for obj in queryset:
-                apply(obj, request.user, reason)
+                apply(obj, request.user, reason, *([players] if ask_players else []))
             modeladmin.message_user(request, f"{title}: done for {queryset.count()}.", messages.SUCCESS)
             return None
         context = {
@@ -46,6 +52,9 @@ def with_reason(
             "queryset": queryset,
             "action": request.POST.get("action"),
             "opts": modeladmin.model._meta,
+            "ask_players": ask_players,
+            "players": typed,
+            "error": error,
         }
         return TemplateResponse(request, "admin/moderation_reason.html", context)
 

@@ -125,6 +125,7 @@ class ModerationAction(models.Model):
         HIDE = "hide", "Hid player from boards"
         RESTORE = "restore", "Restored player to boards"
         REVOKE = "revoke", "Revoked an unlock"
+        GRANT = "grant", "Granted an achievement"
         CLOSE_SEASON = "close_season", "Closed a season"
         REBUILD = "rebuild", "Rebuilt the rank index"
 

@@ -467,3 +467,65 @@ def test_a_community_manager_is_offered_moderation(manager: Player) -> None:
 
     assert {"hide_from_boards", "restore_to_boards"} <= action_names(client.get(PLAYER_CHANGELIST))
     assert "revoke_unlocks" in action_names(client.get(UNLOCK_CHANGELIST))
+
+
+ACHIEVEMENT_CHANGELIST = "/admin/achievements/achievement/"
+
+
+def test_granting_an_achievement_from_the_admin_asks_for_players_and_a_reason(
+    game: Game, alice: Player, manager: Player
+) -> None:
+    secret = achievement(game, "SECRET_ENDING")
+    body = {"action": "grant_to_players", "_selected_action": [str(secret.pk)]}
+
+    response = logged_in(manager).post(ACHIEVEMENT_CHANGELIST, body)
+
+    assert response.status_code == 200
+    assert b'name="players"' in response.content and b'name="reason"' in response.content
+    assert not Unlock.objects.filter(achievement=secret).exists()
+
+
+def test_a_grant_unlocks_through_the_one_path_and_logs_each_new_unlock(
+    api: Api, game: Game, alice: Player, bob: Player, manager: Player
+) -> None:
+    secret = achievement(game, "SECRET_ENDING")
+    give(bob, secret)  # already has it: granted again, counted once
+    body = {
+        "action": "grant_to_players",
+        "_selected_action": [str(secret.pk)],
+        "confirm": "yes",
+        "players": "alice, bob",
+        "reason": "ending did not report (bug #88)",
+    }
+
+    response = logged_in(manager).post(ACHIEVEMENT_CHANGELIST, body)
+
+    assert response.status_code == 302
+    unlock_row = Unlock.objects.get(player=alice, achievement=secret)
+    assert unlock_row.source == "admin"
+    assert stats(alice, game) == (50, 1, 25.0)
+    assert stats(bob, game) == (50, 1, 25.0)
+    logged = ModerationAction.objects.get()
+    assert (logged.kind, logged.actor, logged.player, logged.reason) == (
+        "grant",
+        manager,
+        alice,
+        "ending did not report (bug #88)",
+    )
+
+
+def test_a_grant_naming_an_unknown_player_changes_nothing(game: Game, alice: Player, manager: Player) -> None:
+    secret = achievement(game, "SECRET_ENDING")
+    body = {
+        "action": "grant_to_players",
+        "_selected_action": [str(secret.pk)],
+        "confirm": "yes",
+        "players": "alice nobody",
+        "reason": "support",
+    }
+
+    response = logged_in(manager).post(ACHIEVEMENT_CHANGELIST, body)
+
+    assert response.status_code == 200
+    assert b"No active player named nobody." in response.content
+    assert not Unlock.objects.filter(achievement=secret).exists()

@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
                             ("hide", "Hid player from boards"),
                             ("restore", "Restored player to boards"),
                             ("revoke", "Revoked an unlock"),
+                            ("grant", "Granted an achievement"),
                             ("close_season", "Closed a season"),
                             ("rebuild", "Rebuilt the rank index"),
                         ],
