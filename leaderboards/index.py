@@ -12,7 +12,7 @@ slower but with the same results.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -136,27 +136,6 @@ class RedisStore:
                 pipe.zadd(board.key, {player_id: score}, gt=only_up)
         pipe.execute()
 
-    def replace(self, board: Board, members: Iterable[tuple[str, int]], chunk: int = 5000) -> int:
-        """Rebuild one board from scratch: fill a scratch key, then swap it in atomically."""
-        scratch = f"{board.key}:rebuilding"
-        self.client.delete(scratch)
-        count = 0
-        batch: dict[str, int] = {}
-        for player_id, score in members:
-            batch[player_id] = score
-            if len(batch) >= chunk:
-                self.client.zadd(scratch, batch)
-                count += len(batch)
-                batch = {}
-        if batch:
-            self.client.zadd(scratch, batch)
-            count += len(batch)
-        if count:
-            self.client.rename(scratch, board.key)
-        else:
-            self.client.delete(board.key)
-        return count
-
     def board_keys(self) -> list[str]:
         return [key.decode() for key in self.client.scan_iter(match=f"{KEY_PREFIX}:*", count=1000)]
 
@@ -205,7 +184,3 @@ def reader() -> Store:
 
 def score_of(points: int, reached_at: Any) -> int | None:
     return ranking.encode(points, reached_at) if points > 0 else None
-
-
-def members(rows: Sequence[tuple[Any, int, Any]]) -> list[tuple[str, int]]:
-    return [(str(player_id), ranking.encode(points, reached)) for player_id, points, reached in rows if points > 0]

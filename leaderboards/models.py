@@ -13,10 +13,6 @@ from tracker.regions import Region
 
 
 class SeasonQuerySet(models.QuerySet):
-    def running_at(self, at: datetime) -> SeasonQuerySet:
-        """Seasons whose window holds `at`: start inclusive, end exclusive."""
-        return self.filter(starts_at__lte=at, ends_at__gt=at, closed_at__isnull=True)
-
     def due_to_close(self, now: datetime) -> SeasonQuerySet:
         return self.filter(ends_at__lte=now, closed_at__isnull=True)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Avg, Count, Q, QuerySet, Sum
 
-from achievements.models import Achievement, Progress, Unlock
+from achievements.models import Progress, Unlock
 from stats.models import DailySnapshot, PlayerGameStats, PlayerTotals
 from tracker.models import Friendship, Game, Notification, Player, Privacy
 
@@ -212,7 +212,3 @@ def pending_requests(player: Player) -> tuple[list[Friendship], list[Friendship]
 
 def notifications(player: Player, limit: int = 10) -> list[Notification]:
     return list(Notification.objects.filter(player=player)[:limit])
-
-
-def achievement_count(game: Game) -> int:
-    return Achievement.objects.filter(game=game).count()
