@@ -1,0 +1,3 @@
+"""Developer analytics: daily aggregates per game (to come)."""
+
+from __future__ import annotations
