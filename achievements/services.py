@@ -324,11 +324,8 @@ def revoke_unlock(*, unlock: Unlock, actor: Player | None, reason: str) -> None:
             actor=actor,
             player=player,
             reason=reason,
-            game=str(achievement.game_id),
-            achievement=str(achievement.pk),
-            api_name=achievement.api_name,
-            points=achievement.points,
             unlocked_at=unlock.unlocked_at.isoformat(),
+            **_logged(achievement),
         )
         reindex_player_after_commit(player)
         game_ids = [str(achievement.game_id)]
@@ -347,12 +344,19 @@ def grant_achievement(*, achievement: Achievement, players: Sequence[Player], ac
                     actor=actor,
                     player=outcome.player,
                     reason=reason,
-                    game=str(achievement.game_id),
-                    achievement=str(achievement.pk),
-                    api_name=achievement.api_name,
-                    points=achievement.points,
+                    **_logged(achievement),
                 )
     return sum(outcome.created for outcome in outcomes)
+
+
+def _logged(achievement: Achievement) -> dict[str, Any]:
+    """What the moderation log keeps of an achievement a grant or revocation touched."""
+    return {
+        "game": str(achievement.game_id),
+        "achievement": str(achievement.pk),
+        "api_name": achievement.api_name,
+        "points": achievement.points,
+    }
 
 
 def source_for(game_key: GameKey | None) -> str:

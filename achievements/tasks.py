@@ -145,5 +145,4 @@ def announce_unlocks(unlocks: list[list[str]], rises: list[list]) -> int:
             alerts = board_services.notify_rivals(player_id=player_id, game_id=game_id, old_points=old, new_points=new)
             messages += board_services.rival_messages(alerts)
     realtime.broadcast(messages)
-    messages += unlocked
-    return len(messages)
+    return len(unlocked) + len(messages)

@@ -37,13 +37,16 @@ def with_reason(
     def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         reason = request.POST.get("reason", "").strip()
         typed = request.POST.get("players", "")
-        names = [n for n in typed.replace(",", " ").split() if n]
-        players = list(Player.objects.filter(username__in=names, is_active=True))
-        unknown = sorted(set(names) - {p.username for p in players})
-        error = f"No active player named {', '.join(unknown)}." if unknown else ""
-        if request.POST.get("confirm") == "yes" and reason and not error and (players or not ask_players):
+        extra, error = [], ""
+        if ask_players:
+            names = set(typed.replace(",", " ").split())
+            players = list(Player.objects.filter(username__in=names, is_active=True))
+            unknown = sorted(names - {p.username for p in players})
+            error = f"No active player named {', '.join(unknown)}." if unknown else ""
+            extra = [players] if players else []
+        if request.POST.get("confirm") == "yes" and reason and not error and (extra or not ask_players):
             for obj in queryset:
-                apply(obj, request.user, reason, *([players] if ask_players else []))
+                apply(obj, request.user, reason, *extra)
             modeladmin.message_user(request, f"{title}: done for {queryset.count()}.", messages.SUCCESS)
             return None
         context = {

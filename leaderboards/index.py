@@ -149,21 +149,21 @@ class RedisStore:
 SQL = SqlStore()
 
 
-_stores: dict[int, RedisStore] = {}
+_store: RedisStore | None = None
 
 
 def redis_store() -> RedisStore | None:
-    """The Redis store if Redis is configured, else None (the embedded default). One per
-    client connection pool, so its Lua script is registered once per process."""
+    """The Redis store if Redis is configured, else None (the embedded default). Kept while
+    django-redis keeps its client, so the Lua script is registered once per process."""
+    global _store
     if not settings.REDIS_URL:
         return None
     from django_redis import get_redis_connection
 
     client = get_redis_connection("default")
-    store = _stores.get(id(client))
-    if store is None or store.client is not client:
-        store = _stores[id(client)] = RedisStore(client)
-    return store
+    if _store is None or _store.client is not client:
+        _store = RedisStore(client)
+    return _store
 
 
 def reader() -> Store:

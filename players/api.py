@@ -129,9 +129,8 @@ class HistoryApi(APIView):
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
         query = parsed_query(self.Query, request)
-        values = query
-        player, game = viewed(request, player_id, values.get("game"))
-        days = selectors.history(player, game=game, start=values["start"], end=values["end"])
+        player, game = viewed(request, player_id, query.get("game"))
+        days = selectors.history(player, game=game, start=query["start"], end=query["end"])
         return Response({"game_id": str(game.pk) if game else None, "days": days})
 
 

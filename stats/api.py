@@ -76,8 +76,7 @@ class PlaySessionApi(APIView):
     )
     def post(self, request: Request) -> Response:
         caller = Caller.of(request)
-        data = parsed_body(SessionInput, request)
-        values = data
+        values = parsed_body(SessionInput, request)
         game = get_game(values["game_id"]) if "game_id" in values else caller.game
         if game is None:
             raise serializers.ValidationError({"game_id": ["Required with a player token."]})

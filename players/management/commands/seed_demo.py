@@ -94,21 +94,24 @@ class Command(BaseCommand):
 
     @staticmethod
     def _rivals(demo: Player, games: list[Game], now: datetime) -> None:
-        """Today, a friend or two pass the demo player: rival alerts on the dashboard."""
+        """Today, each of the demo player's friends who is behind in a game they share
+        unlocks just enough to pass: rival alerts on the demo dashboard."""
+        mine = {s.game_id: s.points for s in demo.game_stats.all()}
         friends = Player.objects.filter(
             friend_requests_received__requester=demo, friend_requests_received__status="accepted"
         )
-        mine = {s.game_id: s.points for s in demo.game_stats.all()}
         for friend in friends:
-            for game in games:
-                theirs = friend.game_stats.filter(game=game).values_list("points", flat=True).first() or 0
-                if game.pk not in mine or theirs > mine[game.pk]:
-                    continue
-                for achievement in game.achievements.exclude(unlocks__player=friend).order_by("-points"):
-                    if theirs + achievement.points > mine[game.pk]:
-                        unlock_achievement(player=friend, achievement=achievement, source=Source.DEMO, at=now)
-                        break
-                break
+            theirs = {s.game_id: s.points for s in friend.game_stats.all()}
+            passing = (
+                achievement
+                for game in games
+                if game.pk in mine and theirs.get(game.pk, 0) <= mine[game.pk]
+                for achievement in game.achievements.exclude(unlocks__player=friend).order_by("-points")
+                if theirs.get(game.pk, 0) + achievement.points > mine[game.pk]
+            )
+            achievement = next(passing, None)
+            if achievement is not None:
+                unlock_achievement(player=friend, achievement=achievement, source=Source.DEMO, at=now)
 
     @staticmethod
     def _friends(demo: Player, others: list[Player], rng: random.Random) -> None:
