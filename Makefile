@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/questboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install browsers run test test-lite lint format clean vendor
+.PHONY: install browsers run test test-lite lint format clean vendor bench bench-smoke bench-tools
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,21 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The benchmark (bench/, README "Benchmark"): its own database, Redis db and servers.
+# BENCH_ARGS passes flags, e.g. --workers 4,2,3,6 or --only noop,unlock.
+bench: install bench-tools
+	$(PY) -m bench $(BENCH_ARGS)
+
+# The same code path at tiny scale, in about a minute.
+bench-smoke: install bench-tools
+	$(PY) -m bench --smoke $(BENCH_ARGS)
+
+# Debian's wrk, pgbench and redis-benchmark, which the benchmark drives.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 && command -v pgbench >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk postgresql-client redis-tools; \
+	  else echo "The benchmark needs: sudo apt-get install wrk postgresql-client redis-tools"; fi; }
 
 clean:
 	rm -rf $(VENV) questboard.sqlite3 staticfiles

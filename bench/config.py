@@ -1,0 +1,241 @@
+"""What one run is: where its database and Redis are, how big it is and how long it measures.
+
+The benchmark never uses the developer's DATABASE_URL or REDIS_URL: its servers get their own
+database (dropped and recreated each run), their own Redis database (flushed), their own
+channel prefix and their own Celery queue, so a run cannot touch dev or test data. Every
+setting can be given by a flag or by the BENCH_* variable named beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Preset:
+    database_url: str
+    redis_url: str
+    channel_prefix: str
+    celery_queue: str
+    players: int
+    duration: int  # seconds per wrk run at saturation
+    moderate_duration: int  # seconds per wrk run at moderate load
+    rate_duration: int  # seconds of each fixed-rate run
+    idle_sockets: int
+    live_players: int
+    pgbench_seconds: int
+    redis_requests: int
+
+
+FULL = Preset(
+    database_url="postgres://postgres@127.0.0.1:5432/questboard_bench",
+    redis_url="redis://127.0.0.1:6379/14",
+    channel_prefix="questboard-bench",
+    celery_queue="questboard-bench",
+    players=1_000_000,
+    duration=15,
+    moderate_duration=10,
+    rate_duration=20,
+    idle_sockets=10_000,
+    live_players=200,
+    pgbench_seconds=10,
+    redis_requests=200_000,
+)
+
+# Seconds, not minutes: the same code path at a scale that only proves it works.
+SMOKE = Preset(
+    database_url="postgres://postgres@127.0.0.1:5432/questboard_bench_smoke",
+    redis_url="redis://127.0.0.1:6379/13",
+    channel_prefix="questboard-bench-smoke",
+    celery_queue="questboard-bench-smoke",
+    players=2_000,
+    duration=1,
+    moderate_duration=1,
+    rate_duration=1,
+    idle_sockets=200,
+    live_players=200,
+    pgbench_seconds=1,
+    redis_requests=10_000,
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    smoke: bool
+    database_url: str
+    redis_url: str
+    broker_url: str
+    channel_prefix: str
+    celery_queue: str
+    secret_key: str
+    players: int
+    workers: list[int]  # the first runs every section; the rest only noop and unlock
+    duration: int
+    moderate_duration: int
+    rate_duration: int
+    unlock_rate: int
+    live_rate: int
+    idle_sockets: int
+    live_players: int
+    pgbench_seconds: int
+    redis_requests: int
+    http_port: int
+    ws_port: int
+    reuse: bool
+    artifacts: Path
+    server_env: dict[str, str] = field(default_factory=dict)
+    only: frozenset[str] = frozenset()  # sections to run; empty: all
+
+    def server_environment(self) -> dict[str, str]:
+        """The environment every server process and management command of the run gets."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            # The developer's own settings must not leak into the bench's servers.
+            if key not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "TEST_DATABASE_NAME")
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="bench.settings",
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            CELERY_BROKER_URL=self.broker_url,
+            CHANNEL_PREFIX=self.channel_prefix,
+            BENCH_CELERY_QUEUE=self.celery_queue,
+            SECRET_KEY=self.secret_key,
+            DEBUG="0",
+            # One log line per request would cost more than some of the endpoints measured.
+            REQUEST_LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.server_env)
+        return env
+
+
+def free_port(*, besides: int = 0) -> int:
+    """A port nothing listens on now (`besides` excluded: two picks could coincide)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port != besides:
+            return port
+
+
+def parse_workers(value: str) -> list[int]:
+    counts = [int(part) for part in value.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are positive integers, e.g. 4 or 4,2,3,6")
+    return counts
+
+
+def parse_env(value: str) -> tuple[str, str]:
+    name, sep, setting = value.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE")
+    return name, setting
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Questboard's benchmark: loads scale data, starts the production servers, measures, reports.",
+    )
+    p.add_argument("--smoke", action="store_true", help="tiny scale and seconds-long runs (make bench-smoke)")
+    p.add_argument("--database-url", help="the bench's own database; dropped and recreated (BENCH_DATABASE_URL)")
+    p.add_argument("--redis-url", help="the bench's own Redis database; flushed (BENCH_REDIS_URL)")
+    p.add_argument("--broker-url", help="Celery broker (BENCH_BROKER_URL)")
+    p.add_argument("--players", type=int, help="players to load (BENCH_PLAYERS)")
+    p.add_argument(
+        "--workers",
+        type=parse_workers,
+        help="gunicorn sync workers; a list (4,2,3,6) also measures noop and unlock at each other count "
+        "(BENCH_WORKERS, default 4)",
+    )
+    p.add_argument("--duration", type=int, help="seconds per saturation run (BENCH_DURATION)")
+    p.add_argument("--moderate-duration", type=int, help="seconds per moderate-load run")
+    p.add_argument("--rate-duration", type=int, help="seconds of each fixed-rate run")
+    p.add_argument("--unlock-rate", type=int, default=167, help="fixed rate for the unlock p99 (default 167/s)")
+    p.add_argument("--live-rate", type=int, default=200, help="unlocks/s during the unlock-to-socket run")
+    p.add_argument("--idle-sockets", type=int, help="idle WebSocket connections to hold (BENCH_IDLE_SOCKETS)")
+    p.add_argument("--live-players", type=int, help="players listening on /ws/me/ during the live run")
+    p.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run")
+    p.add_argument("--redis-requests", type=int, help="requests per redis-benchmark command")
+    p.add_argument("--http-port", type=int, default=0, help="gunicorn port (default: a free one)")
+    p.add_argument("--ws-port", type=int, default=0, help="daphne port (default: a free one)")
+    p.add_argument("--reuse", action="store_true", help="keep the loaded database if it has the players already")
+    p.add_argument("--artifacts", type=Path, default=ROOT / "artifacts", help="where the JSON report goes")
+    p.add_argument(
+        "--only",
+        default="",
+        metavar="SECTION,...",
+        help="run only these sections (e.g. noop,unlock,batch): for iterating on one path",
+    )
+    p.add_argument(
+        "--env",
+        type=parse_env,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the servers (repeatable), e.g. a rate limit",
+    )
+    return p
+
+
+def from_args(argv: list[str] | None = None) -> Config:
+    p = parser()
+    args = p.parse_args(argv)
+    preset = SMOKE if args.smoke else FULL
+
+    def text(flag: str | None, variable: str, default: str) -> str:
+        return flag if flag is not None else os.environ.get(variable, default)
+
+    def number(flag: int | None, variable: str, default: int) -> int:
+        return flag if flag is not None else int(os.environ.get(variable, default))
+
+    http_port = args.http_port or free_port()
+    cfg = Config(
+        smoke=args.smoke,
+        database_url=text(args.database_url, "BENCH_DATABASE_URL", preset.database_url),
+        redis_url=text(args.redis_url, "BENCH_REDIS_URL", preset.redis_url),
+        broker_url=text(args.broker_url, "BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        channel_prefix=preset.channel_prefix,
+        celery_queue=preset.celery_queue,
+        secret_key=os.environ.get("BENCH_SECRET_KEY", "questboard-bench-secret-key-not-for-production-use"),
+        players=number(args.players, "BENCH_PLAYERS", preset.players),
+        workers=args.workers or parse_workers(os.environ.get("BENCH_WORKERS", "4")),
+        duration=number(args.duration, "BENCH_DURATION", preset.duration),
+        moderate_duration=args.moderate_duration or preset.moderate_duration,
+        rate_duration=args.rate_duration or preset.rate_duration,
+        unlock_rate=args.unlock_rate,
+        live_rate=args.live_rate,
+        idle_sockets=number(args.idle_sockets, "BENCH_IDLE_SOCKETS", preset.idle_sockets),
+        live_players=args.live_players or preset.live_players,
+        pgbench_seconds=args.pgbench_seconds or preset.pgbench_seconds,
+        redis_requests=args.redis_requests or preset.redis_requests,
+        http_port=http_port,
+        ws_port=args.ws_port or free_port(besides=http_port),
+        reuse=args.reuse,
+        artifacts=args.artifacts,
+        server_env=dict(args.env),
+        only=frozenset(name.strip() for name in args.only.split(",") if name.strip()),
+    )
+    # The live players are set apart from the rest, and the batch unlocks need 100 others.
+    if cfg.players < cfg.live_players + 100:
+        p.error(f"--players must be at least --live-players + 100 ({cfg.live_players + 100})")
+    if min(cfg.duration, cfg.moderate_duration, cfg.rate_duration, cfg.pgbench_seconds) < 1:
+        p.error("durations are whole seconds, at least 1")
+    if min(cfg.idle_sockets, cfg.unlock_rate, cfg.live_rate) < 1:
+        p.error("--idle-sockets, --unlock-rate and --live-rate must be positive")
+    # The run drops its database and flushes its Redis database: never someone else's.
+    if "bench" not in urlparse(cfg.database_url).path:
+        p.error(f"the bench drops its database, so its name must contain 'bench': {cfg.database_url}")
+    if cfg.redis_url.rstrip("/") == os.environ.get("REDIS_URL", "").rstrip("/"):
+        p.error(f"the bench flushes its Redis database, so it must not be REDIS_URL's: {cfg.redis_url}")
+    return cfg
