@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import OperationalError, connection
 
 from tests.conftest import Api
 from tests.helpers import UNLOCK_URL, assert_error, snapshot
+from tracker.errors import is_pool_exhausted
 from tracker.models import Game, Player
 
 
@@ -119,3 +123,51 @@ def test_a_wrong_method_is_a_json_405(client: Any, method: str, path: str) -> No
 
     assert_error(response, 405, "method_not_allowed")
     assert method.upper() not in response["Allow"]
+
+
+@pytest.fixture
+def pool_exhausted(db: Any) -> Iterator[None]:
+    """Every query of the request finds the connection pool empty, raised the way Django
+    raises it when psycopg_pool times out (the real pool: tests/test_asgi_burst.py)."""
+    from psycopg_pool import PoolTimeout
+
+    def no_connection() -> None:
+        with connection.wrap_database_errors:
+            raise PoolTimeout("couldn't get a connection after 5.00 sec")
+
+    # Not monkeypatch: it is undone after the test database's rollback, which needs a connection.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(connection, "ensure_connection", no_connection)
+        yield
+
+
+def test_an_api_request_that_gets_no_database_connection_is_a_json_503(
+    api: Api, pool_exhausted: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="questboard.database"):
+        response = api.anonymous().get("/api/v1/games/")
+
+    assert_error(response, 503, "unavailable")
+    assert int(response["Retry-After"]) > 0
+    assert "no database connection for GET /api/v1/games/" in caplog.text
+
+
+def test_a_page_that_gets_no_database_connection_is_a_503_too(api: Api, pool_exhausted: None) -> None:
+    response = api.anonymous().get("/leaderboards/")
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+
+
+def test_only_the_pool_running_dry_is_a_503() -> None:
+    from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
+
+    def as_django_raises(error: Exception) -> OperationalError:
+        wrapped = OperationalError(str(error))
+        wrapped.__cause__ = error
+        return wrapped
+
+    assert is_pool_exhausted(as_django_raises(PoolTimeout("couldn't get a connection after 5.00 sec")))
+    assert is_pool_exhausted(as_django_raises(TooManyRequests("the pool has already 10 requests waiting")))
+    assert not is_pool_exhausted(as_django_raises(PoolClosed("the pool is closed")))
+    assert not is_pool_exhausted(OperationalError("too many clients already"))

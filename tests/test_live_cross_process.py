@@ -11,19 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -31,12 +21,11 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.conftest import achievement
 from tests.helpers import UNLOCK_URL, give
+from tests.servers import Server, daphne, gunicorn, post_json, running
 from tracker.models import Game, Player
 
 websockets_client = pytest.importorskip("websockets.asyncio.client", reason="needs the websockets package")
 
-VENV_BIN = Path(sys.executable).parent
-STARTUP_SECONDS = 20.0
 DELIVERY_SECONDS = 1.0
 
 pytestmark = [
@@ -51,125 +40,12 @@ pytestmark = [
 ]
 
 
-@dataclass(frozen=True)
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def shared_database_url() -> str:
-    """The URL of the test database pytest-django created (its NAME is the test one now)."""
-    db = settings.DATABASES["default"]
-    credentials = quote(db.get("USER") or "", safe="")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = f"{credentials}@" if credentials else ""
-    return f"postgres://{host}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def server_environment() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL", "TEST_DATABASE_NAME")}
-    env.update(
-        DATABASE_URL=shared_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        FAST_PASSWORD_HASHER="1",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SETTINGS_MODULE="tracker.settings",
-        SECRET_KEY=settings.SECRET_KEY,
-        JWT_SIGNING_KEY=settings.SIMPLE_JWT["SIGNING_KEY"],
-        DB_CONN_MAX_AGE="0",  # no connection outlives a request: the test database is dropped at the end
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def answers_http(server: Server) -> bool:
-    try:
-        with urllib.request.urlopen(f"{server.http}/api/v1/games/", timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def daphne(port: int) -> list[str]:
-    return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "tracker.asgi:application"]
-
-
-def gunicorn(port: int) -> list[str]:
-    return [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "tracker.wsgi:application"]
-
-
-@contextmanager
-def running(commands: dict[str, Callable[[int], list[str]]], logs: Path) -> Iterator[list[Server]]:
-    """Start one server per command (each on a free port, all against the test database
-    and Redis), wait until every one answers HTTP, and always terminate them after."""
-    env = server_environment()
-    started: list[Server] = []
-    try:
-        for name, command in commands.items():
-            port = free_port()
-            log = logs / f"{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    command(port), cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT
-                )
-            started.append(Server(name, port, process, log))
-        deadline = time.monotonic() + STARTUP_SECONDS
-        for server in started:
-            while not answers_http(server):
-                if server.process.poll() is not None:
-                    pytest.fail(f"{server.name} exited with {server.process.returncode}:\n{server.output()}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{server.name} did not answer HTTP within {STARTUP_SECONDS} s:\n{server.output()}")
-                time.sleep(0.1)
-        yield started
-    finally:
-        for server in started:
-            server.process.terminate()
-        for server in started:
-            try:
-                server.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait(timeout=5)
-
-
 @pytest.fixture
 def servers(rank_index: Any, tmp_path: Path) -> Iterator[list[Server]]:
     """A: Daphne (ASGI, holds the sockets). B: gunicorn (WSGI, serves the API). The Redis
     rank index is built and kept true, as the servers read ranks from it."""
     with running({"daphne": daphne, "gunicorn": gunicorn}, tmp_path) as started:
         yield started
-
-
-def post_json(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **headers}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 async def next_event(connection: Any, event: str, deadline: float) -> dict[str, Any]:

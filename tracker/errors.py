@@ -107,6 +107,41 @@ def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+# Seconds a client is asked to wait after a 503 for want of a database connection: long
+# enough for the burst that drained the pool to pass, short enough for a game to retry.
+BUSY_RETRY_AFTER_SECONDS = 2
+
+
+def is_pool_exhausted(exc: BaseException) -> bool:
+    """Whether `exc` is the connection pool failing to lend a connection in time.
+
+    psycopg_pool raises PoolTimeout (or TooManyRequests when its queue is full) from
+    connection creation, where Django re-raises it as django.db.OperationalError with the
+    pool's error as its __cause__; both are overload, not a fault, so they answer 503.
+    """
+    try:
+        from psycopg_pool import PoolTimeout, TooManyRequests
+    except ImportError:  # no pool without psycopg_pool, so nothing to recognise
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (PoolTimeout, TooManyRequests)):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def busy_response(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: the one error shape under /api/, plain text for pages."""
+    message = "The server is busy: no database connection came free in time. Retry shortly."
+    if _wants_json(request):
+        response: HttpResponse = JsonResponse(error_body(503, "unavailable", message), status=503)
+    else:
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+    return response
+
+
 def json_or_default(status_code: int, code: str, message: str, default: Any) -> Any:
     def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if _wants_json(request):

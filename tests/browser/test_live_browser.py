@@ -22,7 +22,7 @@ from django.conf import settings
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, needs_chromium
 from tests.conftest import PASSWORD, achievement, make_player
 from tests.helpers import UNLOCK_URL, give
-from tests.test_live_cross_process import Server, daphne, post_json, running
+from tests.servers import Server, daphne, post_json, running
 from tracker.models import Game, Player
 
 LIVE_WAIT_MS = 5_000
