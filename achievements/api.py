@@ -28,7 +28,7 @@ from tracker.auth import (
     require_caller,
 )
 from tracker.errors import DomainError, Forbidden, Invalid, NotFound
-from tracker.selectors import get_game, get_player, players_by_id
+from tracker.selectors import get_game, get_player
 from tracker.serializers import PageInput, StrictSerializer, parsed_body, parsed_query
 
 
@@ -103,19 +103,19 @@ class UnlockApi(APIView):
         require_caller(caller)
         data = parsed_body(UnlockInput, request)
         achievement = resolve_achievement(caller, data)
-        player = get_player(data["player_id"])
-        check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
-        outcome = services.unlock_achievement(
-            player=player,
-            achievement=achievement,
+        check_may_report(caller, data["player_id"], achievement.game_id, achievement.client_unlockable)
+        [outcome] = services.unlock_achievements(
+            [services.UnlockRequest(data["player_id"], achievement, data.get("timestamp"))],
             source=services.source_for(caller.game_key),
-            claimed_at=data.get("timestamp"),
             game_key=caller.game_key,
+            rank=True,
         )
+        if outcome is None:
+            raise NotFound(f"Unknown player '{data['player_id']}'.")
         body = {
             "success": True,
             "achievement": achievement_data(achievement),
-            "new_rank": rank_on(Board.game(achievement.game_id), player.pk),
+            "new_rank": outcome.new_rank,
             "already_unlocked": not outcome.created,
             "unlocked_at": outcome.unlocked_at.isoformat(),
         }
@@ -161,15 +161,16 @@ class BatchUnlockApi(APIView):
         data = parsed_body(self.InputSerializer, request)
         items = data["unlocks"]
 
+        # One serializer validates every item (a new one per item would copy its fields
+        # each time, the bulk of a batch's cost).
+        one = UnlockInput()
         parsed: list[dict[str, Any] | DomainError] = []
         for item in items:
-            one = UnlockInput(data=item)
-            if one.is_valid():
-                parsed.append(one.validated_data)
-            else:
-                parsed.append(Invalid("Invalid item.", fields=one.errors))
+            try:
+                parsed.append(one.run_validation(item))
+            except serializers.ValidationError as error:
+                parsed.append(Invalid("Invalid item.", fields=error.detail))
         valid = [p for p in parsed if isinstance(p, dict)]
-        players = players_by_id({p["player_id"] for p in valid})
         refs = [p.get("achievement_id") or p.get("achievement") for p in valid]
         achievements = selectors.achievements_by_ref(refs, game=caller.game)
 
@@ -179,36 +180,40 @@ class BatchUnlockApi(APIView):
             try:
                 if isinstance(entry, DomainError):
                     raise entry
-                request_ = self._request_for(caller, entry, players, achievements)
-                requests.append((index, request_))
+                requests.append((index, self._request_for(caller, entry, achievements)))
             except DomainError as error:
                 results[index] = _item_error(index, items[index], error)
 
         outcomes = services.unlock_achievements(
             [r for _, r in requests], source=services.source_for(caller.game_key), game_key=caller.game_key
         )
-        for (index, _), outcome in zip(requests, outcomes, strict=True):
+        created = already = 0
+        for (index, request_), outcome in zip(requests, outcomes, strict=True):
+            if outcome is None:
+                results[index] = _item_error(index, items[index], NotFound(f"Unknown player '{request_.player_id}'."))
+                continue
+            created += outcome.created
+            already += not outcome.created
             results[index] = {
                 "index": index,
                 "status": 201 if outcome.created else 200,
-                "player_id": str(outcome.player.pk),
+                "player_id": str(outcome.player_id),
                 "achievement_id": str(outcome.achievement.pk),
                 "already_unlocked": not outcome.created,
                 "unlocked_at": outcome.unlocked_at.isoformat(),
             }
-        created = sum(1 for o in outcomes if o.created)
         return Response(
             {
                 "results": results,
                 "created": created,
-                "already_unlocked": len(outcomes) - created,
-                "failed": len(items) - len(outcomes),
+                "already_unlocked": already,
+                "failed": len(items) - created - already,
             }
         )
 
     @staticmethod
     def _request_for(
-        caller: Caller, entry: dict[str, Any], players: dict[Any, Any], achievements: dict[Any, Achievement]
+        caller: Caller, entry: dict[str, Any], achievements: dict[Any, Achievement]
     ) -> services.UnlockRequest:
         if "achievement" in entry and caller.game_key is None:
             raise Invalid("Only a game API key may name an achievement by api_name; send achievement_id.")
@@ -216,11 +221,8 @@ class BatchUnlockApi(APIView):
         achievement = achievements.get(ref)
         if achievement is None:
             raise NotFound(f"Unknown achievement '{ref}'.")
-        player = players.get(entry["player_id"])
-        if player is None:
-            raise NotFound(f"Unknown player '{entry['player_id']}'.")
-        check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
-        return services.UnlockRequest(player, achievement, entry.get("timestamp"))
+        check_may_report(caller, entry["player_id"], achievement.game_id, achievement.client_unlockable)
+        return services.UnlockRequest(entry["player_id"], achievement, entry.get("timestamp"))
 
 
 def _item_error(index: int, item: Any, error: DomainError) -> dict[str, Any]:
@@ -270,7 +272,7 @@ class ProgressApi(APIView):
         data = parsed_body(self.InputSerializer, request)
         achievement = resolve_achievement(caller, data)
         player = get_player(data["player_id"])
-        check_may_report(caller, player, achievement.game_id, achievement.client_unlockable)
+        check_may_report(caller, player.pk, achievement.game_id, achievement.client_unlockable)
         outcome = services.record_progress(
             player=player,
             achievement=achievement,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 
 from achievements.models import Achievement, Progress, Unlock, rarity_tier
 from tracker.errors import NotFound
+from tracker.memo import LocalCache
 from tracker.models import Game, Player
 
 HIDDEN_NAME = "Hidden achievement"
@@ -33,31 +35,74 @@ def achievement_data(achievement: Achievement, *, masked: bool = False) -> dict[
     }
 
 
+# The catalogue: each game's achievement set, loaded whole in one query and kept for
+# CATALOGUE_CACHE_SECONDS (a set with hundreds of achievements then costs one query per
+# process every few seconds, not one per achievement). A manifest import forgets its game
+# at once in the importing process; other processes see it within the TTL, and sooner for
+# a name or id they do not know yet (a miss reloads the set).
+
+
+@dataclass(frozen=True)
+class AchievementSet:
+    by_id: dict[uuid.UUID, Achievement]
+    by_name: dict[str, Achievement]
+
+
+sets: LocalCache[AchievementSet] = LocalCache("achievement sets")
+# Which game an achievement belongs to never changes, so it is kept for good.
+game_of: dict[uuid.UUID, uuid.UUID] = {}
+
+
+def forget_game(game_id: Any) -> None:
+    sets.discard(game_id)
+
+
+def achievement_set(game_id: Any, *, reload: bool = False) -> AchievementSet:
+    if reload:
+        sets.discard(game_id)
+
+    def load() -> AchievementSet:
+        rows = list(Achievement.objects.select_related("game").filter(game_id=game_id))
+        game_of.update((a.pk, a.game_id) for a in rows)
+        return AchievementSet({a.pk: a for a in rows}, {a.api_name: a for a in rows})
+
+    return sets.get(game_id, load)
+
+
+def _find(game_id: Any, key: Any, by_id: bool) -> Achievement | None:
+    for reload in (False, True):
+        found = achievement_set(game_id, reload=reload)
+        hit = (found.by_id if by_id else found.by_name).get(key)
+        if hit is not None:
+            return hit
+    return None
+
+
 def get_achievement(
     *, achievement_id: Any = None, api_name: str | None = None, game: Game | None = None
 ) -> Achievement:
-    achievements = Achievement.objects.select_related("game")
-    if achievement_id is not None:
-        found = achievements.filter(pk=achievement_id).first()
-    else:
-        found = achievements.filter(game=game, api_name=api_name).first()
-    if found is None:
+    found = achievements_by_ref([achievement_id if achievement_id is not None else api_name], game=game)
+    if not found:
         raise NotFound(f"Unknown achievement '{achievement_id or api_name}'.")
-    return found
+    return next(iter(found.values()))
 
 
 def achievements_by_ref(refs: Iterable[Any], *, game: Game | None) -> dict[Any, Achievement]:
-    """Achievements by id, and by api_name within `game`, in one query each."""
-    ids, names = set(), set()
-    for ref in refs:
-        (ids if isinstance(ref, uuid.UUID) else names).add(ref)
+    """Achievements by id (UUIDs), and by api_name within `game`, from the catalogue. Ids
+    never seen cost one query together; names are looked up in `game`'s set."""
+    refs = set(refs)
+    ids = {ref for ref in refs if isinstance(ref, uuid.UUID)}
+    unseen = [ref for ref in ids if ref not in game_of]
+    if unseen:
+        game_of.update(Achievement.objects.filter(pk__in=unseen).values_list("pk", "game_id"))
     found: dict[Any, Achievement] = {}
-    if ids:
-        found.update({a.pk: a for a in Achievement.objects.select_related("game").filter(pk__in=ids)})
-    if names and game is not None:
-        found.update(
-            {a.api_name: a for a in Achievement.objects.select_related("game").filter(game=game, api_name__in=names)}
-        )
+    for ref in refs:
+        if ref in ids:
+            hit = _find(game_of[ref], ref, by_id=True) if ref in game_of else None
+        else:
+            hit = _find(game.pk, ref, by_id=False) if game is not None else None
+        if hit is not None:
+            found[ref] = hit
     return found
 
 

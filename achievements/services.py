@@ -6,7 +6,7 @@ call them; nothing else writes these tables.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,37 +15,43 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from achievements import tasks
+from achievements import selectors, tasks, unlock_sql
 from achievements.models import Achievement, Progress, Source, Unlock
+from leaderboards.boards import Board, Member
 from leaderboards.models import ModerationAction, Season, SeasonStanding
+from leaderboards.selectors import rank_on
 from leaderboards.services import (
     apply_season_points,
     changes_for,
+    push_and_rank,
     push_to_index,
     rebuild_season_board,
     record_moderation,
     reindex_player_after_commit,
 )
 from stats import tasks as stats_tasks
-from stats.services import NewTotals, PointsDelta, apply_deltas
+from stats.services import PointsDelta, apply_deltas
+from tracker import outbox
+from tracker import selectors as tracker_selectors
 from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Game, GameKey, Player
-from tracker.sql import prep, rows_sql, table, to_python
+from tracker.sql import flat, prep, rows_sql, table, to_python
 
 
 @dataclass(frozen=True)
 class UnlockRequest:
-    player: Player
+    player_id: uuid.UUID
     achievement: Achievement
     claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class UnlockOutcome:
-    player: Player
+    player_id: uuid.UUID
     achievement: Achievement
     created: bool
     unlocked_at: datetime
+    new_rank: int | None = None  # on the game's board, when asked for (`rank=True`)
 
 
 def unlock_achievements(
@@ -55,13 +61,19 @@ def unlock_achievements(
     game_key: GameKey | None = None,
     at: datetime | None = None,
     live: bool = True,
-) -> list[UnlockOutcome]:
+    rank: bool = False,
+) -> list[UnlockOutcome | None]:
     """Record unlocks, each at most once per player and achievement, whatever the concurrency.
 
     The unique (player, achievement) constraint with ``ON CONFLICT DO NOTHING`` decides
-    which unlocks are new; only those add points, in the same transaction. Effects that
-    other systems see (rank index, notifications, rarity) are scheduled after commit.
-    Returns one outcome per request, in order.
+    which unlocks are new; only those add points, in the same transaction, which also
+    records an outbox event for the live side (notifications, rival alerts, rarity): the
+    relay sends it after commit, at least once (tracker.outbox). On PostgreSQL the whole
+    durable write is one statement (achievements.unlock_sql). After commit the rank index
+    gets the new scores, and with `rank` each outcome its game-board rank, in one Redis call.
+
+    Returns one outcome per request, in order; None where the player does not exist (or is
+    deactivated), in which case nothing was written for that request.
 
     `live=False` is for historical imports (the demo seeder): totals, seasons and the rank
     index are kept as always, but nobody is notified of the past and rarity is left to
@@ -70,28 +82,127 @@ def unlock_achievements(
     if not requests:
         return []
     at = at or timezone.now()
-    seen: set[tuple[Any, Any]] = set()
-    fresh: list[UnlockRequest] = []
-    for request in requests:
-        pair = (request.player.pk, request.achievement.pk)
-        if pair not in seen:
-            seen.add(pair)
-            fresh.append(request)
+    # One row per pair, in a fixed order: concurrent batches then lock rows in one order.
+    pairs = sorted({(r.player_id, r.achievement.pk): r.claimed_at for r in reversed(requests)}.items())
+    top_level = not connection.in_atomic_block
+    if writes_in_one_statement():
+        # One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+        written = _write_one_statement(pairs, at=at, source=source, game_key=game_key, live=live)
+    else:
+        with transaction.atomic():
+            achievements = {r.achievement.pk: r.achievement for r in requests}
+            written = _write_portable(pairs, achievements, at, source, game_key)
+            if live and written.created:
+                outbox.record("unlocks", written.event(at))
+    if live and written.created:
+        outbox.wake()
+    missing = [p for p, _ in pairs if p not in written.created and p not in written.earlier]
+    earlier = {**written.earlier, **_existing_unlock_times(missing)}
+    changes = changes_for(written.games, written.totals, written.seasons, written.players)
+    asks = [(Board.game(r.achievement.game_id), str(r.player_id)) for r in requests if rank]
+    if top_level:
+        ranks = push_and_rank(changes, asks)
+    else:
+        transaction.on_commit(lambda: push_to_index(changes, only_up=True), robust=True)
+        ranks = {ask: rank_on(*ask) for ask in asks}
 
+    outcomes: list[UnlockOutcome | None] = []
+    reported: set[tuple[Any, Any]] = set()
+    for r in requests:
+        pair = (r.player_id, r.achievement.pk)
+        if r.player_id not in written.players:
+            outcomes.append(None)
+            continue
+        is_new = pair in written.created and pair not in reported
+        reported.add(pair)
+        new_rank = ranks.get((Board.game(r.achievement.game_id), str(r.player_id)))
+        outcomes.append(
+            UnlockOutcome(r.player_id, r.achievement, is_new, at if is_new else earlier.get(pair, at), new_rank)
+        )
+    return outcomes
+
+
+def writes_in_one_statement() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@dataclass(frozen=True)
+class Written:
+    """What an unlock write changed, as either path returns it."""
+
+    created: set[tuple[uuid.UUID, uuid.UUID]]
+    players: dict[uuid.UUID, Member]  # every requested player that exists and is active
+    games: list[tuple]  # (player_id, game_id, points, points_reached_at) per row written
+    totals: list[tuple]  # (player_id, points, points_reached_at)
+    seasons: list[tuple]  # (season_id, player_id, points, points_reached_at, added, season region)
+    earlier: dict[tuple[uuid.UUID, uuid.UUID], datetime]  # when pairs not created were unlocked
+    new: list[tuple] = field(default_factory=list)  # (player_id, achievement_id, game_id, points)
+
+    def event(self, at: datetime) -> dict[str, Any]:
+        """The outbox payload of these unlocks (unlock_sql builds the same in SQL)."""
+        return {
+            "at": at.isoformat(),
+            "unlocks": [[str(p), str(a), str(g), points] for p, a, g, points in self.new],
+            "games": [[str(p), str(g), points] for p, g, points, _ in self.games],
+            "totals": [[str(p), points] for p, points, _ in self.totals],
+            "seasons": [[str(s), str(p), points, added] for s, p, points, _, added, _ in self.seasons],
+        }
+
+
+def _write_one_statement(
+    pairs: list[tuple[tuple[uuid.UUID, uuid.UUID], datetime | None]],
+    *,
+    at: datetime,
+    source: str,
+    game_key: GameKey | None,
+    live: bool,
+) -> Written:
+    created, players, games, totals, seasons, earlier = unlock_sql.write(
+        [(p, a, claimed) for (p, a), claimed in pairs],
+        at=at,
+        source=source,
+        game_key_id=game_key.pk if game_key else None,
+        live=live,
+    )
+    u, t = uuid.UUID, _timestamp
+    return Written(
+        created={(u(p), u(a)) for p, a in created},
+        players={u(p): Member(region, hidden) for p, region, hidden in players},
+        games=[(u(p), u(g), points, t(reached)) for p, g, points, reached in games],
+        totals=[(u(p), points, t(reached)) for p, points, reached in totals],
+        seasons=[(u(s), u(p), points, t(reached), added, region) for s, p, points, reached, added, region in seasons],
+        earlier={(u(p), u(a)): t(when) for p, a, when in earlier},
+    )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _write_portable(
+    pairs: list[tuple[tuple[uuid.UUID, uuid.UUID], datetime | None]],
+    achievements: dict[Any, Achievement],
+    at: datetime,
+    source: str,
+    game_key: GameKey | None,
+) -> Written:
+    """The same write as unlock_sql's statement, in several statements, for SQLite."""
+    players = {p.pk: p for p in Player.objects.filter(pk__in={p for (p, _), _ in pairs}, is_active=True)}
     rows = [
         (
-            prep(Unlock, "player", r.player.pk),
-            prep(Unlock, "achievement", r.achievement.pk),
-            prep(Unlock, "game", r.achievement.game_id),
+            prep(Unlock, "player", p),
+            prep(Unlock, "achievement", a),
+            prep(Unlock, "game", achievements[a].game_id),
             prep(Unlock, "unlocked_at", at),
-            prep(Unlock, "claimed_at", r.claimed_at),
+            prep(Unlock, "claimed_at", claimed),
             source,
             game_key.pk if game_key else None,
         )
-        # A fixed order keeps concurrent batches from deadlocking on the unique index.
-        for r in sorted(fresh, key=lambda r: (str(r.player.pk), str(r.achievement.pk)))
+        for (p, a), claimed in pairs
+        if p in players
     ]
-    with transaction.atomic():
+    created: set[tuple[Any, Any]] = set()
+    if rows:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
@@ -101,61 +212,23 @@ def unlock_achievements(
                 ON CONFLICT (player_id, achievement_id) DO NOTHING
                 RETURNING player_id, achievement_id
                 """,
-                [value for row in rows for value in row],
+                flat(rows),
             )
             created = {
                 (to_python(Unlock, "player", p), to_python(Unlock, "achievement", a)) for p, a in cursor.fetchall()
             }
-        new = [r for r in fresh if (r.player.pk, r.achievement.pk) in created]
-        if new:
-            totals = apply_deltas(
-                [PointsDelta(r.player.pk, r.achievement.game_id, r.achievement.points, 1) for r in new], at=at
-            )
-            seasons = apply_season_points([(r.player, r.achievement, at) for r in new], sign=1, at=at)
-            changes = changes_for(totals, seasons, {r.player.pk: r.player for r in new})
-            transaction.on_commit(lambda: push_to_index(changes, only_up=True), robust=True)
-            if live:
-                game_ids = sorted({str(r.achievement.game_id) for r in new})
-                announced = [[str(r.player.pk), str(r.achievement.pk), at.isoformat()] for r in new]
-                risen = _rises(new, totals, seasons)
-                transaction.on_commit(lambda: tasks.schedule_rarity_refresh(game_ids), robust=True)
-                transaction.on_commit(lambda: tasks.announce_unlocks.delay(announced, risen), robust=True)
-        earlier = _existing_unlock_times([r for r in requests if (r.player.pk, r.achievement.pk) not in created])
-
-    outcomes = []
-    reported: set[tuple[Any, Any]] = set()
-    for r in requests:
-        pair = (r.player.pk, r.achievement.pk)
-        is_new = pair in created and pair not in reported
-        reported.add(pair)
-        outcomes.append(UnlockOutcome(r.player, r.achievement, is_new, at if is_new else earlier.get(pair, at)))
-    return outcomes
-
-
-def _rises(new: Sequence[UnlockRequest], totals: NewTotals, seasons: Sequence[tuple]) -> list[list[Any]]:
-    """[board kind, scope, player, points before, points after] for every board on which an
-    unlock raised a player's points: the game's, the global one, and seasons'."""
-    per_game: dict[tuple[Any, Any], int] = defaultdict(int)
-    per_player: dict[Any, int] = defaultdict(int)
-    for r in new:
-        per_game[(r.player.pk, r.achievement.game_id)] += r.achievement.points
-        per_player[r.player.pk] += r.achievement.points
-    rises = [
-        ["game", str(game_id), str(player_id), points - per_game[(player_id, game_id)], points]
-        for player_id, game_id, points, _ in totals.games
-        if per_game[(player_id, game_id)]
-    ]
-    rises += [
-        ["global", "", str(player_id), points - per_player[player_id], points]
-        for player_id, points, _ in totals.players
-        if per_player[player_id]
-    ]
-    rises += [
-        ["season", str(season_id), str(player_id), points - added, points]
-        for season_id, player_id, points, _, added in seasons
-        if added > 0
-    ]
-    return rises
+    new = [(p, a) for (p, a), _ in pairs if (p, a) in created]
+    totals = apply_deltas([PointsDelta(p, achievements[a].game_id, achievements[a].points, 1) for p, a in new], at=at)
+    seasons = apply_season_points([(players[p], achievements[a], at) for p, a in new], sign=1, at=at)
+    return Written(
+        created=created,
+        players={pk: Member(p.region, p.boards_hidden) for pk, p in players.items()},
+        games=totals.games,
+        totals=totals.players,
+        seasons=seasons,
+        earlier=_existing_unlock_times([pair for pair, _ in pairs if pair not in created]),
+        new=[(p, a, achievements[a].game_id, achievements[a].points) for p, a in new],
+    )
 
 
 def unlock_achievement(
@@ -169,17 +242,17 @@ def unlock_achievement(
     live: bool = True,
 ) -> UnlockOutcome:
     [outcome] = unlock_achievements(
-        [UnlockRequest(player, achievement, claimed_at)], source=source, game_key=game_key, at=at, live=live
+        [UnlockRequest(player.pk, achievement, claimed_at)], source=source, game_key=game_key, at=at, live=live
     )
+    if outcome is None:
+        raise NotFound(f"Unknown player '{player.pk}'.")
     return outcome
 
 
-def _existing_unlock_times(requests: Sequence[UnlockRequest]) -> dict[tuple[Any, Any], datetime]:
-    if not requests:
+def _existing_unlock_times(pairs: Sequence[tuple[Any, Any]]) -> dict[tuple[Any, Any], datetime]:
+    if not pairs:
         return {}
-    players = {r.player.pk for r in requests}
-    achievements = {r.achievement.pk for r in requests}
-    rows = Unlock.objects.filter(player_id__in=players, achievement_id__in=achievements)
+    rows = Unlock.objects.filter(player_id__in={p for p, _ in pairs}, achievement_id__in={a for _, a in pairs})
     return {(p, a): t for p, a, t in rows.values_list("player_id", "achievement_id", "unlocked_at")}
 
 
@@ -296,12 +369,23 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
         game.achievement_count = len(counts)
         game.total_points = sum(counts)
         game.save(update_fields=["name", "description", "achievement_count", "total_points"])
+        # Forgotten now for this request's own reads, and again at commit in case another
+        # thread reloaded the old rows meanwhile.
+        forget_game(game)
+        transaction.on_commit(lambda: forget_game(game))
         if count_changed:
             # Every player's completion changes: a background job for a big game. New
             # unlocks meanwhile already count against the new set (stats.services).
             game_id = str(game.pk)
             transaction.on_commit(lambda: stats_tasks.refresh_completion.delay(game_id), robust=True)
     return ImportResult(game, game_created, len(to_create), len(to_update))
+
+
+def forget_game(game: Game) -> None:
+    """This process's catalogue forgets the game and its achievements at once (others
+    within CATALOGUE_CACHE_SECONDS)."""
+    selectors.forget_game(game.pk)
+    tracker_selectors.games.forget(lambda cached: cached.pk == game.pk)
 
 
 def revoke_unlock(*, unlock: Unlock, actor: Player | None, reason: str) -> None:
@@ -336,17 +420,18 @@ def grant_achievement(*, achievement: Achievement, players: Sequence[Player], ac
     """Unlock an achievement for players by hand (support: a bug kept a game from reporting
     it), through the one unlock path, and log each grant. Returns how many were new."""
     with transaction.atomic():
-        outcomes = unlock_achievements([UnlockRequest(p, achievement) for p in players], source=Source.ADMIN)
+        outcomes = unlock_achievements([UnlockRequest(p.pk, achievement) for p in players], source=Source.ADMIN)
+        by_id = {p.pk: p for p in players}
         for outcome in outcomes:
-            if outcome.created:
+            if outcome is not None and outcome.created:
                 record_moderation(
                     kind=ModerationAction.Kind.GRANT,
                     actor=actor,
-                    player=outcome.player,
+                    player=by_id[outcome.player_id],
                     reason=reason,
                     **_logged(achievement),
                 )
-    return sum(outcome.created for outcome in outcomes)
+    return sum(bool(outcome and outcome.created) for outcome in outcomes)
 
 
 def _logged(achievement: Achievement) -> dict[str, Any]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
@@ -15,8 +18,9 @@ from django.db.models.functions import Coalesce
 from achievements.models import Achievement, Unlock
 from achievements.selectors import achievement_data
 from leaderboards import services as board_services
+from leaderboards.services import Rise
 from stats.models import PlayerGameStats, PlayerTotals
-from tracker import realtime
+from tracker import outbox, realtime
 from tracker.celery import app as celery_app
 from tracker.models import Game
 
@@ -120,29 +124,71 @@ def refresh_all_rarity() -> None:
         refresh_weighted_scores.delay(str(game_id))
 
 
-@shared_task
-def announce_unlocks(unlocks: list[list[str]], rises: list[list]) -> int:
-    """The live side of unlocks, after commit: achievement.unlocked to each player,
-    leaderboard.updated on every board that moved, and rival alerts (recorded, then sent).
+def relay_unlocks(events: list[dict[str, Any]]) -> None:
+    """The outbox handler of committed unlocks (payload: `services.Written.event`), in order:
 
-    `unlocks`: [player_id, achievement_id, unlocked_at]; `rises`: see services._rises.
-    Returns the number of events sent.
+    1. a rarity refresh, debounced (best effort: the periodic refresh covers every game;
+       inline, without a broker, it runs first so the toast shows the new rarity);
+    2. achievement.unlocked to each player: the toast players wait for;
+    3. the new scores into the rank index again (ZADD GT never lowers a score, so a repeat
+       or a late arrival is harmless) — this is what ranks a player whose unlock landed
+       while Redis was away;
+    4. a `board_moves` event for the slower work (leaderboard.updated, rival alerts),
+       relayed on its own so a broker outage holds up only that.
+
+    Raises when the channel layer or Redis fails, so the batch stays pending.
     """
-    achievements = Achievement.objects.in_bulk([a for _, a, _ in unlocks])
-    unlocked: list[realtime.Message] = [
-        (
-            realtime.player_group(player_id),
-            "achievement.unlocked",
-            {"player_id": player_id, "achievement": achievement_data(achievements[uuid.UUID(a)]), "timestamp": at},
-        )
-        for player_id, a, at in unlocks
-        if uuid.UUID(a) in achievements
+    toasts: list[tuple[str, str, str]] = []
+    rises: list[Rise] = []
+    risen_at: list[datetime] = []
+    games: set[str] = set()
+    for event in events:
+        at = datetime.fromisoformat(event["at"])
+        toasts += [(player_id, achievement_id, event["at"]) for player_id, achievement_id, _, _ in event["unlocks"]]
+        games |= {game_id for _, _, game_id, _ in event["unlocks"]}
+        for rise in rises_of(event):
+            rises.append(rise)
+            risen_at.append(at)
+    schedule_rarity_refresh(sorted(games))
+    achievements = Achievement.objects.in_bulk({uuid.UUID(a) for _, a, _ in toasts})
+    realtime.broadcast(
+        [
+            (
+                realtime.player_group(player_id),
+                "achievement.unlocked",
+                {"player_id": player_id, "achievement": achievement_data(achievements[uuid.UUID(a)]), "timestamp": at},
+            )
+            for player_id, a, at in toasts
+            if uuid.UUID(a) in achievements
+        ],
+        strict=True,
+    )
+    board_services.push_rises(list(zip(rises, risen_at, strict=True)))
+    if rises:
+        outbox.record("board_moves", {"rises": [list(rise) for rise in rises]})
+
+
+def rises_of(event: dict[str, Any]) -> list[Rise]:
+    """(board kind, scope, player, points before, points after) for every board on which
+    an unlock event raised a player's points: the game's, the global one, and seasons'."""
+    per_game: dict[tuple[str, str], int] = defaultdict(int)
+    per_player: dict[str, int] = defaultdict(int)
+    for player_id, _, game_id, points in event["unlocks"]:
+        per_game[(player_id, game_id)] += points
+        per_player[player_id] += points
+    rises: list[Rise] = [
+        ("game", game_id, player_id, points - per_game[(player_id, game_id)], points)
+        for player_id, game_id, points in event["games"]
+        if per_game[(player_id, game_id)]
     ]
-    realtime.broadcast(unlocked)  # first: the toast players wait for needs no rank queries
-    messages = board_services.board_moves(tuple(rise) for rise in rises)
-    for kind, game_id, player_id, old, new in rises:
-        if kind == "game":
-            alerts = board_services.notify_rivals(player_id=player_id, game_id=game_id, old_points=old, new_points=new)
-            messages += board_services.rival_messages(alerts)
-    realtime.broadcast(messages)
-    return len(unlocked) + len(messages)
+    rises += [
+        ("global", "", player_id, points - per_player[player_id], points)
+        for player_id, points in event["totals"]
+        if per_player[player_id]
+    ]
+    rises += [
+        ("season", season_id, player_id, points - added, points)
+        for season_id, player_id, points, added in event["seasons"]
+        if added > 0
+    ]
+    return rises

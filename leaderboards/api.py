@@ -227,7 +227,9 @@ def season_data(season: Season, now: Any) -> dict[str, Any]:
 
 
 def get_season(season_id: uuid.UUID) -> Season:
-    season = Season.objects.prefetch_related("achievements").filter(pk=season_id).first()
+    """The season, alone: board reads need none of its achievements (`season_data` loads
+    them, at the same one query a prefetch would cost)."""
+    season = Season.objects.filter(pk=season_id).first()
     if season is None:
         raise NotFound(f"Unknown season '{season_id}'.")
     return season

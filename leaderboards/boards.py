@@ -60,6 +60,18 @@ class Board:
         return rows
 
 
+@dataclass(frozen=True)
+class Member:
+    """What decides which boards a player is on: their region, and whether moderation
+    took them off every board."""
+
+    region: str
+    hidden: bool
+
+
+Change = tuple[Board, str, "int | None"]  # (board, player id, score; None removes the player)
+
+
 def boards_of(base: Board, region: str) -> list[Board]:
     """The boards a player of `region` is on, given the all-regions board `base`."""
     return [base, base.with_region(region)] if region else [base]

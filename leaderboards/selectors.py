@@ -1,18 +1,29 @@
 """Reads of boards: pages, a player's standing, the window around them.
 
 Each read asks a store (Redis, or SQL when Redis is not available) for order and counts,
-then applies the ranking rules from `leaderboards.ranking`. If Redis fails mid-read, the
-same question is asked of SQL.
+then applies the ranking rules from `leaderboards.ranking`. If the index is not built, or
+Redis fails mid-read, the same question is asked of SQL.
+
+These are hot paths; what each costs is pinned by tests/test_board_read_costs.py:
+
+- a page (top 100, any board) or the window around a player: one Redis call (a Lua script
+  that also checks the index is built), then one query for the names and privacy of the
+  players listed (plus one for the caller's friends, only when a player asks and a
+  friends-only player is listed);
+- a standing: one Redis call, no query;
+- the friends board: SQL only, one query for the friends and one for their rows and names.
+
+Rows are built as plain dicts here, no model instances or serializers per row.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.db import connection
 from redis.exceptions import RedisError
 
 from leaderboards import index, ranking
@@ -27,12 +38,16 @@ ANONYMOUS_NAME = "Anonymous player"
 
 
 def ask(question: Callable[[index.Store], T]) -> tuple[T, str]:
+    """`question` answered by the index, or by SQL if the index is not built (a rebuild is
+    then requested) or Redis fails. Questions only read, so asking twice is harmless."""
     store = index.reader()
     try:
         return question(store), store.name
+    except index.IndexNotReady:
+        index.rebuild_soon()
     except RedisError:
-        log.warning("rank index failed mid-read; answering from SQL", exc_info=True)
-        return question(index.SQL), index.SQL.name
+        log.warning("rank index unreachable or failed mid-read; answering from SQL", exc_info=True)
+    return question(index.SQL), index.SQL.name
 
 
 @dataclass(frozen=True)
@@ -42,27 +57,64 @@ class Page:
     source: str
 
 
+# (username, privacy) by player id (str), for the players a page lists.
+People = dict[str, tuple[str, str]]
+PEOPLE_SQL = f"SELECT id::text, username, privacy FROM {Player._meta.db_table} WHERE id = ANY(%s::uuid[])"
+
+
+def people_of(player_ids: Iterable[str]) -> People:
+    """Names and privacy of these players (ids as the stores give them: canonical UUID
+    strings), in one query of just those columns. Unknown ids are left out.
+
+    Hot path, so on PostgreSQL it is hand-written, the ids passed as one uuid[] and read
+    back as text: the ORM's IN list of 100 spends about 1 ms of Python preparing the ids,
+    more than the query takes. Other databases (the SQLite laptop default) use the ORM.
+    """
+    player_ids = list(player_ids)
+    if connection.vendor != "postgresql":
+        rows = Player.objects.filter(pk__in=player_ids).values_list("pk", "username", "privacy")
+        return {str(pk): (username, privacy) for pk, username, privacy in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(PEOPLE_SQL, [player_ids])
+        return {pk: (username, privacy) for pk, username, privacy in cursor.fetchall()}
+
+
+def board_rows(
+    caller: Caller,
+    ranked: list[ranking.Ranked],
+    people: People,
+    game_id: Any = None,
+    friends: Collection[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Board rows; names of players hidden from this caller (or unknown) are masked.
+    `friends`: the caller's friends' ids, when already known (see `names_visible_to`)."""
+    pairs = [(pid, privacy) for pid, (_, privacy) in people.items()]
+    visible = names_visible_to(caller, pairs, game_id=game_id, friends=friends)
+    return [
+        {
+            "player_id": r.player_id,
+            "username": people[r.player_id][0] if r.player_id in visible else ANONYMOUS_NAME,
+            "points": r.points,
+            "rank": r.rank,
+        }
+        for r in ranked
+    ]
+
+
 def rankings_data(caller: Caller, ranked: list[ranking.Ranked], game_id: Any = None) -> list[dict[str, Any]]:
     """Board rows with usernames; names of players hidden from this caller are masked."""
-    players = Player.objects.in_bulk([uuid.UUID(r.player_id) for r in ranked])
-    visible = names_visible_to(caller, players.values(), game_id=game_id)
-    rows = []
-    for r in ranked:
-        player = players.get(uuid.UUID(r.player_id))
-        name = player.username if player is not None and player.pk in visible else ANONYMOUS_NAME
-        rows.append({"player_id": r.player_id, "username": name, "points": r.points, "rank": r.rank})
-    return rows
+    if not ranked:
+        return []
+    return board_rows(caller, ranked, people_of(r.player_id for r in ranked), game_id)
+
+
+def ranked_window(window: index.Window) -> list[ranking.Ranked]:
+    return ranking.assign_ranks(window.entries, offset=window.offset, ahead_of_first=window.ahead_of_first)
 
 
 def page(caller: Caller, board: Board, *, offset: int = 0, limit: int = 100, game_id: Any = None) -> Page:
-    def question(store: index.Store) -> tuple[list[ranking.Entry], int, int]:
-        entries = store.page(board, offset, limit)
-        above = store.count_above(board, entries[0].points) if entries else 0
-        return entries, above, store.total(board)
-
-    (entries, above, total), source = ask(question)
-    ranked = ranking.assign_ranks(entries, offset=offset, ahead_of_first=above)
-    return Page(rankings_data(caller, ranked, game_id), total, source)
+    window, source = ask(lambda store: store.page_with_counts(board, offset, limit))
+    return Page(rankings_data(caller, ranked_window(window), game_id), window.total, source)
 
 
 @dataclass(frozen=True)
@@ -89,21 +141,11 @@ def standing(board: Board, player_id: Any) -> PlayerStanding | None:
 
 def around(caller: Caller, board: Board, player_id: Any, *, radius: int = 5, game_id: Any = None) -> Page | None:
     """The window of players just above and below `player_id`, or None if not ranked."""
-
-    def question(store: index.Store) -> tuple[list[ranking.Entry], int, int, int] | None:
-        mine = store.standing(board, str(player_id))
-        if mine is None:
-            return None
-        start = max(0, mine.position - radius)
-        entries = store.page(board, start, mine.position - start + radius + 1)
-        return entries, store.count_above(board, entries[0].points), mine.total, start
-
-    found, source = ask(question)
+    found, source = ask(lambda store: store.around(board, str(player_id), radius))
     if found is None:
         return None
-    entries, above, total, start = found
-    ranked = ranking.assign_ranks(entries, offset=start, ahead_of_first=above)
-    return Page(rankings_data(caller, ranked, game_id), total, source)
+    _, window = found
+    return Page(rankings_data(caller, ranked_window(window), game_id), window.total, source)
 
 
 def rank_on(board: Board, player_id: Any) -> int | None:
@@ -148,9 +190,19 @@ def archived_standing(season: Season, player_id: Any, region: str = "") -> Playe
 
 def friends_page(player: Player, board: Board, game_id: Any = None) -> Page:
     """A board narrowed to the player and their friends, ranked among themselves. Small by
-    nature, so read straight from SQL with the same ordering and rules."""
-    members = friend_ids(player) | {player.pk}
-    rows = board.rows().filter(player_id__in=members).order_by(*index.ORDER).values_list("player_id", "points")
-    entries = [ranking.Entry(str(player_id), points) for player_id, points in rows]
+    nature, so read straight from SQL with the same ordering and rules; names come with
+    the rows, and the friendships are already known."""
+    friends = friend_ids(player)
+    rows = (
+        board.rows()
+        .filter(player_id__in=friends | {player.pk})
+        .order_by(*index.ORDER)
+        .values_list("player_id", "points", "player__username", "player__privacy")
+    )
+    entries, people = [], {}
+    for player_id, points, username, privacy in rows:
+        entries.append(ranking.Entry(str(player_id), points))
+        people[str(player_id)] = (username, privacy)
     ranked = ranking.assign_ranks(entries, offset=0, ahead_of_first=0)
-    return Page(rankings_data(Caller(player=player), ranked, game_id), len(entries), index.SQL.name)
+    rankings = board_rows(Caller(player=player), ranked, people, game_id, friends=friends)
+    return Page(rankings, len(entries), index.SQL.name)

@@ -15,12 +15,11 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from leaderboards import index, ranking, selectors
-from leaderboards.boards import Board, boards_of
+from leaderboards.boards import Board, Change, Member, boards_of
 from leaderboards.models import ModerationAction, Season, SeasonResult, SeasonStanding
 from stats.models import PlayerGameStats, PlayerTotals
-from stats.services import NewTotals
-from tracker import realtime
-from tracker.auth import friend_ids
+from tracker import outbox, realtime
+from tracker.auth import friend_ids, friends_of
 from tracker.models import Notification, Player, Privacy
 from tracker.regions import Region
 from tracker.sql import add_counters
@@ -42,8 +41,8 @@ def apply_season_points(items: Sequence[tuple[Player, Any, datetime]], *, sign: 
     season's region (if it has one) and the achievement is among the season's chosen ones
     (if it has any). Closed seasons are archived and never change.
 
-    Returns (season_id, player_id, points, points_reached_at, points added) per standing
-    written.
+    Returns (season_id, player_id, points, points_reached_at, points added, season region)
+    per standing written.
     """
     if not items:
         return []
@@ -80,56 +79,72 @@ def apply_season_points(items: Sequence[tuple[Player, Any, datetime]], *, sign: 
         return []
     rows = [(season_id, player_id, points, count) for (season_id, player_id), (points, count) in sorted(deltas.items())]
     written = add_counters(SeasonStanding, keys=("season", "player"), rows=rows, at=at.replace(microsecond=0))
-    return [(*row, deltas[(row[0], row[1])][0]) for row in written]
+    regions = {season.pk: season.region for season in seasons}
+    return [(*row, deltas[(row[0], row[1])][0], regions[row[0]]) for row in written]
 
 
 # --- Keeping the index in step ------------------------------------------------------------
 
 
 def changes_for(
-    new: NewTotals, season_rows: Sequence[tuple], players: dict[Any, Player]
-) -> list[tuple[Board, str, int | None]]:
-    """Index changes for rows as they stand after an unlock, for players not hidden."""
-    changes: list[tuple[Board, str, int | None]] = []
+    games: Sequence[tuple], totals: Sequence[tuple], seasons: Sequence[tuple], players: dict[Any, Member]
+) -> list[Change]:
+    """Index changes for rows as an unlock left them, for players not hidden: `games`
+    (player, game, points, reached), `totals` (player, points, reached) and `seasons`
+    (season, player, points, reached, added, season region)."""
+    changes: list[Change] = []
 
     def add(base: Board, player_id: Any, points: int, reached: Any, per_region: bool = True) -> None:
-        player = players[player_id]
-        if player.boards_hidden:
+        member = players[player_id]
+        if member.hidden:
             return
-        region = player.region if per_region else ""
-        for board in boards_of(base, region):
+        for board in boards_of(base, member.region if per_region else ""):
             changes.append((board, str(player_id), index.score_of(points, reached)))
 
-    for player_id, game_id, points, reached in new.games:
+    for player_id, game_id, points, reached in games:
         add(Board.game(game_id), player_id, points, reached)
-    for player_id, points, reached in new.players:
+    for player_id, points, reached in totals:
         add(Board.everywhere(), player_id, points, reached)
-    if season_rows:
-        regional = dict(Season.objects.filter(pk__in={row[0] for row in season_rows}).values_list("pk", "region"))
-        for season_id, player_id, points, reached, _ in season_rows:
-            add(Board.season(season_id), player_id, points, reached, per_region=not regional.get(season_id))
+    for season_id, player_id, points, reached, _, region in seasons:
+        add(Board.season(season_id), player_id, points, reached, per_region=not region)
     return changes
 
 
-def push_to_index(changes: list[tuple[Board, str, int | None]], *, only_up: bool) -> None:
+def push_to_index(changes: list[Change], *, only_up: bool) -> None:
     """Write changes to the Redis index, after commit. A failure is logged, never raised:
-    PostgreSQL has the truth and `sync_index` repairs the drift (docs/leaderboards.md)."""
+    PostgreSQL has the truth, the outbox relay writes the same scores again, and
+    `sync_index` repairs any drift (docs/leaderboards.md)."""
     store = index.redis_store()
     if store is None or not changes:
         return
     try:
         store.apply(changes, only_up=only_up)
     except RedisError:
-        log.warning("rank index update failed; the periodic sync will repair it", exc_info=True)
+        log.warning("rank index update failed; the relay and the periodic sync will repair it", exc_info=True)
 
 
-def player_changes(player: Player) -> list[tuple[Board, str, int | None]]:
+def push_and_rank(changes: list[Change], asks: Sequence[tuple[Board, str]]) -> dict[tuple[Board, str], int | None]:
+    """After an unlock committed: raise its scores in the index (ZADD GT) and read the
+    asked players' ranks, in one Redis round trip. Ranks come from SQL when Redis is not
+    configured, not built or unreachable."""
+    store = index.redis_store()
+    if store is not None:
+        try:
+            ranks = store.apply_and_rank(changes, asks)
+            if ranks is not None:
+                return ranks
+        except RedisError:
+            log.warning("rank index update failed; the relay and the periodic sync will repair it", exc_info=True)
+    return {(board, player_id): selectors.rank_on(board, player_id) for board, player_id in asks}
+
+
+def player_changes(player: Player) -> list[Change]:
     """Every index entry of one player, from the truth: their score on each board they are
     on, and removal from the boards of the regions they are not in."""
     pid = str(player.pk)
     hidden = player.boards_hidden or not player.is_active
     regions = [code for code, _ in Region.choices]
-    changes: list[tuple[Board, str, int | None]] = []
+    changes: list[Change] = []
 
     def put(base: Board, points: int, reached: Any, per_region: bool = True) -> None:
         score = None if hidden else index.score_of(points, reached)
@@ -166,7 +181,47 @@ def rebuild_season_board(season: Season) -> None:
 
 
 def reindex_player_after_commit(player: Player) -> None:
-    transaction.on_commit(lambda: push_to_index(player_changes(Player.objects.get(pk=player.pk)), only_up=False))
+    """After moderation or an admin edit: the player's entries from the truth, right after
+    commit and again through the outbox, in order behind every unlock relayed before it."""
+    transaction.on_commit(lambda: reindex_players([player.pk]), robust=True)
+    outbox.record("reindex", {"players": [str(player.pk)]})
+
+
+def reindex_players(player_ids: Iterable[Any], *, strict: bool = False) -> None:
+    for player in Player.objects.filter(pk__in=[uuid_of(pk) for pk in player_ids]):
+        changes = player_changes(player)
+        if strict:
+            store = index.redis_store()
+            if store is not None and changes:
+                store.apply(changes, only_up=False)
+        else:
+            push_to_index(changes, only_up=False)
+
+
+def push_rises(rises: Sequence[tuple[Rise, datetime]]) -> None:
+    """Write the scores of risen players again, as the unlocks left them (the relay): on
+    each player's boards as they stand now (region, hidden). ZADD GT never lowers a score,
+    so a repeat or a late arrival is harmless. Raises RedisError."""
+    store = index.redis_store()
+    if store is None or not rises:
+        return
+    members = {
+        pk: Member(region, hidden or not active)
+        for pk, region, hidden, active in Player.objects.filter(
+            pk__in={uuid_of(rise[2]) for rise, _ in rises}
+        ).values_list("pk", "region", "boards_hidden", "is_active")
+    }
+    seasons = {uuid_of(rise[1]) for rise, _ in rises if rise[0] == "season"}
+    regional = {str(pk) for pk in Season.objects.filter(pk__in=seasons).exclude(region="").values_list("pk", flat=True)}
+    changes: list[Change] = []
+    for (kind, scope, player_id, _, points), at in rises:
+        member = members.get(uuid_of(player_id))
+        if member is None or member.hidden:
+            continue
+        region = "" if kind == "season" and scope in regional else member.region
+        changes += [(board, player_id, index.score_of(points, at)) for board in boards_of(Board(kind, scope), region)]
+    if changes:
+        store.apply(changes, only_up=True)
 
 
 # --- Moderation ---------------------------------------------------------------------------
@@ -287,8 +342,11 @@ def rival_messages(alerts: Iterable[Notification]) -> list[realtime.Message]:
     return [(realtime.player_group(n.player_id), "rival.passed", n.payload) for n in alerts]
 
 
-def notify_rivals(*, player_id: Any, game_id: Any, old_points: int, new_points: int) -> list[Notification]:
-    """Tell the friends a player just passed on a game's board.
+def notify_rivals(
+    *, player_id: Any, game_id: Any, old_points: int, new_points: int, friends: set[Any] | None = None
+) -> list[Notification]:
+    """Tell the friends a player just passed on a game's board (`friends`: their ids, when
+    the caller has them already).
 
     A friend is passed when the player goes from at most the friend's points to strictly
     more. Players hidden from boards pass nobody.
@@ -296,7 +354,7 @@ def notify_rivals(*, player_id: Any, game_id: Any, old_points: int, new_points: 
     player = Player.objects.filter(pk=player_id, boards_hidden=False).first()
     if player is None or new_points <= old_points:
         return []
-    friends = friend_ids(player)
+    friends = friend_ids(player) if friends is None else friends
     if not friends:
         return []
     passed = PlayerGameStats.objects.filter(
@@ -331,51 +389,74 @@ def notify_rivals(*, player_id: Any, game_id: Any, old_points: int, new_points: 
 Rise = tuple[str, str, str, int, int]  # (board kind, scope id, player id, points before, after)
 
 
+def announce_rises(rises: Sequence[Rise]) -> int:
+    """The slower live side of unlocks (a Celery task, after the relay): leaderboard.updated
+    on every board that moved and rival alerts. Alerts are recorded in the same transaction
+    as the send succeeds; a failed send raises and records none. Returns events sent."""
+    with transaction.atomic():
+        messages = board_moves(rises)
+        risers = friends_of({uuid_of(player_id) for kind, _, player_id, _, _ in rises if kind == "game"})
+        for kind, game_id, player_id, old, new in rises:
+            if kind == "game" and risers[uuid_of(player_id)]:
+                alerts = notify_rivals(
+                    player_id=player_id,
+                    game_id=game_id,
+                    old_points=old,
+                    new_points=new,
+                    friends=risers[uuid_of(player_id)],
+                )
+                messages += rival_messages(alerts)
+        realtime.broadcast(messages, strict=True)
+    return len(messages)
+
+
 def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
     """leaderboard.updated events for players whose points rose: to everyone watching each
     board they are on (all regions and their region) and, for the all-regions board, to the
     player. rank_change = new rank - old rank (negative: moved up); None when newly ranked.
-    Names of non-public players are masked, since watchers may be anyone."""
+    Names of non-public players are masked, since watchers may be anyone. Two queries and
+    one index round trip, however many rises."""
     rises = list(rises)
     players = Player.objects.in_bulk([uuid_of(r[2]) for r in rises])
-    season_games = dict(
-        Season.objects.filter(pk__in=[uuid_of(r[1]) for r in rises if r[0] == "season"]).values_list("pk", "game_id")
-    )
-    messages: list[realtime.Message] = []
-    for kind, scope, player_id, old, new in rises:
+    seasons = {
+        str(pk): (game_id, region)
+        for pk, game_id, region in Season.objects.filter(
+            pk__in=[uuid_of(r[1]) for r in rises if r[0] == "season"]
+        ).values_list("pk", "game_id", "region")
+    }
+    asked: list[tuple[Board, Rise, Player]] = []
+    for rise in rises:
+        kind, scope, player_id, _, new = rise
         player = players.get(uuid_of(player_id))
         if player is None or player.boards_hidden or new <= 0:
             continue
+        regional_season = kind == "season" and bool(seasons.get(scope, (None, ""))[1])
+        regions = [player.region] if player.region and not regional_season else []
         base = Board(kind, scope)
-        regions = [player.region] if player.region and not (kind == "season" and _regional(scope)) else []
-        for board in [base] + [base.with_region(r) for r in regions]:
-            mine = selectors.standing(board, player_id)
-            if mine is None:
-                continue
-            old_rank = None
-            if old > 0:
-                above, _ = selectors.ask(lambda store, b=board, o=old: store.count_above(b, o))
-                old_rank = above  # counts this player too, now ahead of their old score
-            game_id = scope if kind == "game" else season_games.get(uuid_of(scope)) if kind == "season" else None
-            data = {
-                "board": kind,
-                "game_id": str(game_id) if game_id else None,
-                "season_id": scope if kind == "season" else None,
-                "region": board.region or None,
-                "player_id": str(player_id),
-                "username": player.username if player.privacy == Privacy.PUBLIC else selectors.ANONYMOUS_NAME,
-                "points": new,
-                "new_rank": mine.rank,
-                "rank_change": mine.rank - old_rank if old_rank else None,
-            }
-            messages.append((realtime.board_group(kind, scope, board.region), "leaderboard.updated", data))
-            if not board.region:
-                messages.append((realtime.player_group(player_id), "leaderboard.updated", data))
+        asked += [(board, rise, player) for board in [base] + [base.with_region(r) for r in regions]]
+    found, _ = selectors.ask(lambda store: store.moves([(board, rise[2], rise[3]) for board, rise, _ in asked]))
+    messages: list[realtime.Message] = []
+    for (board, (kind, scope, player_id, old, new), player), moved in zip(asked, found, strict=True):
+        if moved is None:
+            continue
+        rank, above_before = moved
+        old_rank = above_before if old > 0 else None  # counts this player too, now ahead of their old score
+        game_id = scope if kind == "game" else seasons.get(scope, (None, ""))[0] if kind == "season" else None
+        data = {
+            "board": kind,
+            "game_id": str(game_id) if game_id else None,
+            "season_id": scope if kind == "season" else None,
+            "region": board.region or None,
+            "player_id": str(player_id),
+            "username": player.username if player.privacy == Privacy.PUBLIC else selectors.ANONYMOUS_NAME,
+            "points": new,
+            "new_rank": rank,
+            "rank_change": rank - old_rank if old_rank else None,
+        }
+        messages.append((realtime.board_group(kind, scope, board.region), "leaderboard.updated", data))
+        if not board.region:
+            messages.append((realtime.player_group(player_id), "leaderboard.updated", data))
     return messages
-
-
-def _regional(season_id: str) -> bool:
-    return Season.objects.filter(pk=uuid_of(season_id)).exclude(region="").exists()
 
 
 def uuid_of(value: Any) -> uuid.UUID:

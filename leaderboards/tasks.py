@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from redis.exceptions import RedisError
@@ -50,3 +51,30 @@ def sync_index() -> int:
 @shared_task
 def close_due_seasons() -> int:
     return services.close_due_seasons()
+
+
+def relay_board_moves(events: list[dict[str, Any]]) -> None:
+    """Outbox handler: hand the rises of a batch of unlocks to a worker in one task. Raises
+    when the broker is unreachable, so the events stay pending (and only these)."""
+    rises = [rise for event in events for rise in event["rises"]]
+    if rises:
+        announce_board_moves.delay(rises)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def announce_board_moves(self: Any, rises: list[list[Any]]) -> int:
+    """leaderboard.updated on every board that moved, and rival alerts (recorded, then
+    sent): `services.announce_rises`. While the channel layer is unreachable the task is
+    retried with a growing pause; its alerts are recorded only with a successful send."""
+    try:
+        return services.announce_rises([tuple(rise) for rise in rises])
+    except Exception as error:
+        if self.request.is_eager:
+            raise
+        raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
+
+
+def relay_reindex(events: list[dict[str, Any]]) -> None:
+    """Outbox handler: write moderated players' entries from the truth, in order with the
+    unlocks before them (a late unlock event cannot undo a revocation). Raises RedisError."""
+    services.reindex_players({player_id for event in events for player_id in event["players"]}, strict=True)

@@ -47,12 +47,23 @@ def _inline_celery() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _inline_outbox(settings: Any) -> None:
+    """The outbox is relayed right after each commit, in the writing process, as on the
+    laptop default; tests of the relay itself switch to "process" and relay by hand."""
+    settings.OUTBOX_RELAY = "inline"
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     from django.core.cache import cache
 
+    from tracker import memo
+
     cache.clear()
+    memo.clear_all()
     yield
     cache.clear()
+    memo.clear_all()
 
 
 PASSWORD = "correct horse battery staple"
@@ -159,3 +170,11 @@ def rank_index(transactional_db: Any) -> Iterator[Any]:
     sync.rebuild(store)
     yield store
     store.client.flushdb()
+
+
+@pytest.fixture
+def meter(rank_index: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Counts SQL queries and Redis round trips (tests/costs.py), with the index built."""
+    from tests.costs import Meter
+
+    return Meter(rank_index, monkeypatch)

@@ -118,7 +118,7 @@ def many_players(count: int, prefix: str, *, privacy: str = Privacy.PUBLIC) -> l
 def give_all(players: Iterable[Player], achievements: Iterable[Achievement], *, at: datetime | None = None) -> None:
     """Every player unlocks every achievement, in one service call (one transaction)."""
     achievements = list(achievements)
-    requests = [UnlockRequest(player, item) for player in players for item in achievements]
+    requests = [UnlockRequest(player.pk, item) for player in players for item in achievements]
     unlock_achievements(requests, source=Source.GAME_SERVER, at=at)
 
 

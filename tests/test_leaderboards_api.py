@@ -118,7 +118,7 @@ def ranked_crowd(game: Game, count: int, **privacies: str) -> list[Player]:
         for i in range(count)
     ]
     requests = [
-        UnlockRequest(player, by_name[f"BIT{b}"])
+        UnlockRequest(player.pk, by_name[f"BIT{b}"])
         for rank, player in enumerate(players, start=1)
         for b in range(8)
         if (count + 1 - rank) >> b & 1

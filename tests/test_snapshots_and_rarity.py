@@ -238,12 +238,12 @@ def crowd(rarity_game: Game, other_game: Game) -> list[Player]:
         "UNDER_1": players[0:1],
         "NOBODY": [],
     }
-    requests = [UnlockRequest(p, achievement(rarity_game, name)) for name, group in who.items() for p in group]
+    requests = [UnlockRequest(p.pk, achievement(rarity_game, name)) for name, group in who.items() for p in group]
     unlock_achievements(requests, source=Source.GAME_SERVER)
     now = timezone.now()
     play(players[-1], rarity_game, started_at=now - timedelta(hours=1), ended_at=now)
     unlock_achievements(
-        [UnlockRequest(p, achievement(other_game, "FIRST_ORE")) for p in elsewhere], source=Source.GAME_SERVER
+        [UnlockRequest(p.pk, achievement(other_game, "FIRST_ORE")) for p in elsewhere], source=Source.GAME_SERVER
     )
     return players
 

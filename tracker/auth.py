@@ -7,7 +7,7 @@ Two kinds of caller reach the API: game servers with a per-game API key
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -18,7 +18,12 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from tracker.errors import Forbidden
+from tracker.memo import LocalCache
 from tracker.models import Friendship, Game, GameKey, Player, Privacy
+
+# Usable keys by prefix. A key revoked elsewhere stops working when its entry expires
+# (CATALOGUE_CACHE_SECONDS); expiry and the hash are checked on every request.
+_usable_keys: LocalCache[GameKey] = LocalCache("game keys")
 
 
 class GameKeyAuthentication(BaseAuthentication):
@@ -33,8 +38,10 @@ class GameKeyAuthentication(BaseAuthentication):
         prefix, dot, _ = key.partition(".")
         if not dot:
             raise exceptions.AuthenticationFailed("Malformed API key.")
-        game_key = GameKey.objects.get_usable_keys().select_related("game").filter(prefix=prefix).first()
-        if game_key is None or not game_key.is_valid(key):
+        game_key = _usable_keys.get(
+            prefix, lambda: GameKey.objects.get_usable_keys().select_related("game").filter(prefix=prefix).first()
+        )
+        if game_key is None or game_key.has_expired or not game_key.is_valid(key):
             raise exceptions.AuthenticationFailed("Unknown, revoked or expired API key.")
         return AnonymousUser(), game_key
 
@@ -73,8 +80,8 @@ def require_caller(caller: Caller) -> None:
         raise exceptions.NotAuthenticated("Send a game API key or a player access token.")
 
 
-def check_may_report(caller: Caller, player: Player, achievement_game_id: object, client_unlockable: bool) -> None:
-    """May this caller report an unlock or progress for `player` on this achievement?
+def check_may_report(caller: Caller, player_id: object, achievement_game_id: object, client_unlockable: bool) -> None:
+    """May this caller report an unlock or progress for player `player_id` on this achievement?
 
     A game key acts for any player, but only on its own game's achievements. A player acts
     only for itself, and only on achievements the game marked client-unlockable.
@@ -85,7 +92,7 @@ def check_may_report(caller: Caller, player: Player, achievement_game_id: object
             raise Forbidden("This API key belongs to another game.")
         return
     assert caller.player is not None
-    if caller.player.pk != player.pk:
+    if str(caller.player.pk) != str(player_id):
         raise Forbidden("A player token may only report its own achievements.")
     if not client_unlockable:
         raise Forbidden("This achievement can only be unlocked by the game's server.")
@@ -146,29 +153,54 @@ def check_may_view(caller: Caller, player: Player) -> Visibility:
 
 
 def friend_ids(player: Player) -> set[object]:
+    return friends_of([player.pk])[player.pk]
+
+
+def friends_of(player_ids: Iterable[object]) -> dict[object, set[object]]:
+    """Each player's friends' ids, in one query."""
+    player_ids = set(player_ids)
     pairs = (
         Friendship.objects.accepted()
-        .filter(models.Q(requester=player) | models.Q(addressee=player))
+        .filter(models.Q(requester__in=player_ids) | models.Q(addressee__in=player_ids))
         .values_list("requester_id", "addressee_id")
     )
-    return {other for pair in pairs for other in pair if other != player.pk}
+    friends: dict[object, set[object]] = {pk: set() for pk in player_ids}
+    for requester, addressee in pairs:
+        if requester in friends:
+            friends[requester].add(addressee)
+        if addressee in friends:
+            friends[addressee].add(requester)
+    return friends
 
 
-def names_visible_to(caller: Caller, players: Iterable[Player], *, game_id: object = None) -> set[object]:
-    """Ids of the players whose names this caller may see on a board (one query at most).
+def names_visible_to(
+    caller: Caller,
+    players: Iterable[tuple[object, str]],
+    *,
+    game_id: object = None,
+    friends: Collection[object] | None = None,
+) -> set[object]:
+    """The ids, as given, of the (player id, privacy) pairs whose names this caller may see
+    on a board of `game_id` (None: the global board).
 
     Public players are seen by all; friends-only players by their friends; a game's own
-    key sees everyone on that game's boards; every player sees themself.
+    key sees everyone on that game's boards; staff see everyone; every player sees themself.
+
+    One query at most, and only when a player asks and a friends-only player is listed:
+    the caller's friends (a player has few; this never grows with the page). None when
+    `friends`, the caller's friends' ids, is given (the friends board has them).
     """
     players = list(players)
     if caller.staff or (
         caller.game_key is not None and game_id is not None and str(caller.game_key.game_id) == str(game_id)
     ):
-        return {p.pk for p in players}
-    visible = {p.pk for p in players if p.privacy == Privacy.PUBLIC}
+        return {pid for pid, _ in players}
+    visible = {pid for pid, privacy in players if privacy == Privacy.PUBLIC}
     if caller.player is not None:
-        visible.add(caller.player.pk)
-        if any(p.privacy == Privacy.FRIENDS for p in players):
-            friends = friend_ids(caller.player)
-            visible |= {p.pk for p in players if p.privacy == Privacy.FRIENDS and p.pk in friends}
+        me = str(caller.player.pk)
+        visible |= {pid for pid, _ in players if str(pid) == me}
+        friends_only = [pid for pid, privacy in players if privacy == Privacy.FRIENDS and str(pid) != me]
+        if friends_only:
+            known = {str(f) for f in (friend_ids(caller.player) if friends is None else friends)}
+            visible |= {pid for pid in friends_only if str(pid) in known}
     return visible

@@ -142,3 +142,21 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.player_id}"
+
+
+class OutboxEvent(models.Model):
+    """Work that must follow a committed write (live events, rank index upkeep), recorded
+    in that write's own transaction and relayed by `tracker.outbox`: in order, at least
+    once, so a Redis or broker outage delays it and loses none."""
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=32)
+    payload = models.JSONField()
+    created = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "outbox event"
+        indexes = [models.Index(fields=["kind", "id"], name="outbox_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

@@ -39,9 +39,13 @@ def season_group(season_id: Any) -> str:
     return f"season.{season_id}"
 
 
-def broadcast(messages: Iterable[Message]) -> None:
-    """Send events to groups now, in one trip into the event loop. Never raises: a live
-    event is a courtesy, and the data behind it is already committed."""
+def broadcast(messages: Iterable[Message], *, strict: bool = False) -> None:
+    """Send events to groups now, in one trip into the event loop.
+
+    By default it never raises: the event is a courtesy and the data behind it is
+    committed. `strict` (the outbox relay) raises the first failure instead, so the
+    events stay pending and are sent again when the channel layer is back.
+    """
     layer = get_channel_layer()
     messages = list(messages)
     if layer is None or not messages:
@@ -52,11 +56,15 @@ def broadcast(messages: Iterable[Message]) -> None:
             try:
                 await layer.group_send(group, {"type": "event.forward", "event": event, "data": data})
             except Exception:
+                if strict:
+                    raise
                 log.warning("could not send %s to %s", event, group, exc_info=True)
 
     try:
         async_to_sync(send_all)()
     except Exception:
+        if strict:
+            raise
         log.warning("could not send %d live events", len(messages), exc_info=True)
 
 

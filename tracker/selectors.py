@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 from tracker.errors import NotFound
+from tracker.memo import LocalCache
 from tracker.models import Game, Player
+
+games: LocalCache[Game] = LocalCache("games")
 
 
 def get_player(player_id: Any) -> Player:
@@ -18,16 +20,12 @@ def get_player(player_id: Any) -> Player:
 
 
 def get_game(game_ref: str) -> Game:
-    """A game by id, or by slug for people typing URLs."""
+    """A game by id, or by slug for people typing URLs (from the per-process catalogue)."""
     try:
         lookup = {"pk": uuid.UUID(str(game_ref))}
     except ValueError:
         lookup = {"slug": game_ref}
-    game = Game.objects.filter(**lookup).first()
+    game = games.get(str(game_ref), lambda: Game.objects.filter(**lookup).first())
     if game is None:
         raise NotFound(f"Unknown game '{game_ref}'.")
     return game
-
-
-def players_by_id(player_ids: Iterable[Any]) -> dict[Any, Player]:
-    return {p.pk: p for p in Player.objects.filter(pk__in=set(player_ids), is_active=True)}

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tracker.middleware.RequestLogMiddleware",
+    "tracker.middleware.DatabaseBusyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -102,6 +104,31 @@ if os.getenv("TEST_DATABASE_NAME"):
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers on the laptop default: wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Names this process's connections in pg_stat_activity, so an operator (and the burst
+    # test) can tell the gunicorn, Daphne and Celery processes' connections apart.
+    _db_options["application_name"] = os.getenv("DB_APPLICATION_NAME", "questboard")
+    # A bounded pool per process, for the ASGI process (Daphne): it runs every sync view and
+    # database_sync_to_async call in a thread of its own, and Django's persistent connections
+    # are per thread, so a burst of 150 requests opened 150 connections and PostgreSQL
+    # (max_connections=100) refused the rest with 500s. gunicorn sync workers serve one
+    # request at a time and keep the default: off (0), one persistent connection per worker.
+    _pool_max_size = envint("DB_POOL_MAX_SIZE", 0)
+    if _pool_max_size > 0:
+        # Django's pool refuses persistent connections: a request's connection goes back to
+        # the pool when the request ends instead.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        # A pooled connection may have been idle for minutes; checking it on checkout costs
+        # one round trip and turns a PostgreSQL restart into a reconnect, not a 500.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        _db_options["pool"] = {
+            "min_size": min(envint("DB_POOL_MIN_SIZE", 2), _pool_max_size),
+            "max_size": _pool_max_size,
+            # How long a request waits for a free connection before it answers 503 with
+            # Retry-After (tracker.middleware.DatabaseBusyMiddleware), never a 500.
+            "timeout": float(os.getenv("DB_POOL_TIMEOUT", "5")),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tracker.Player"
@@ -177,6 +204,19 @@ CELERY_TIMEZONE = "UTC"
 # and the periodic jobs below redo anything a lost publish would have done.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# --- The outbox (tracker/outbox.py, docs/outbox.md) ---------------------------------------
+# "process": `manage.py relay_outbox` relays after commit (production, with a broker);
+# "inline": each writing process relays its own events right after commit (no broker).
+OUTBOX_RELAY = os.getenv("OUTBOX_RELAY", "process" if CELERY_BROKER_URL else "inline")
+if OUTBOX_RELAY not in {"process", "inline"}:
+    raise ImproperlyConfigured(f"OUTBOX_RELAY must be 'process' or 'inline', not {OUTBOX_RELAY!r}.")
+# Each kind of event and the function that relays a batch of them (in order, per kind).
+OUTBOX_HANDLERS = {
+    "unlocks": "achievements.tasks.relay_unlocks",
+    "board_moves": "leaderboards.tasks.relay_board_moves",
+    "reindex": "leaderboards.tasks.relay_reindex",
+}
+
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "refresh-all-rarity": {"task": "achievements.tasks.refresh_all_rarity", "schedule": 15 * 60},
     "refresh-stale-completion": {"task": "stats.tasks.refresh_stale_completion", "schedule": 5 * 60},
@@ -237,6 +277,9 @@ SPECTACULAR_SETTINGS = {
 # A claimed unlock time may run ahead of the server clock by at most this (clock skew).
 UNLOCK_MAX_CLOCK_SKEW = timedelta(seconds=envint("UNLOCK_MAX_CLOCK_SKEW_SECONDS", 300))
 BATCH_MAX_ITEMS = 100
+# How long a process may serve game keys, games and achievements from memory: a key
+# revoked or an achievement edited in another process takes effect within this time.
+CATALOGUE_CACHE_SECONDS = envint("CATALOGUE_CACHE_SECONDS", 5)
 
 LOGGING = {
     "version": 1,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, models
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 
 
@@ -109,3 +110,25 @@ def _take_away(model: type[models.Model], keys: tuple[str, ...], rows: Sequence[
         matched.update(points=F("points") + points, achievement_count=F("achievement_count") + count, updated_at=at)
         returned += list(matched.values_list(*keys, "points", "points_reached_at"))
     return returned
+
+
+def prepared_cursor() -> CursorWrapper:
+    """A PostgreSQL cursor whose statements the server plans once per connection (a
+    prepared statement, server-side binding) instead of on every run: for the unlock's one
+    big statement, planning costs more than running. Logged and wrapped like Django's own
+    cursors, so query counts and error mapping see it."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, prepare=True, **kwargs)
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns preparing off for the whole connection (poolers in transaction mode
+        # lose prepared statements); only server-binding cursors like this one prepare, and
+        # `prepare=True` asks for it on the first run.
+        raw.prepare_threshold = 0
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(PreparingCursor(raw))
