@@ -16,6 +16,7 @@ import fcntl
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import sys
@@ -31,7 +32,7 @@ from typing import Any
 from bench import ceilings, config, dataset, load, report, sockets, wrk
 from bench.config import Config
 from bench.load import Loaded
-from bench.openloop import fire, post
+from bench.openloop import fire, get, post
 from bench.servers import Servers, management_commands, raise_file_limit
 
 TOOLS = ("wrk", "pgbench", "redis-benchmark")
@@ -157,6 +158,7 @@ class Run:
 
     def read(self, path: str, players: bool, auth: str) -> dict[str, Any]:
         return {
+            "rate": self.read_at_rate(path, players, auth),
             "moderate": self.get(
                 path, players=players, shape=wrk.MODERATE, seconds=self.cfg.moderate_duration, auth=auth
             ),
@@ -183,6 +185,21 @@ class Run:
                 seconds=self.cfg.rate_duration,
             )
         )
+
+    def read_at_rate(self, path: str, players: bool, auth: str) -> dict[str, Any]:
+        """The read at a fixed rate (open loop): the latency a caller sees at that load,
+        without wrk's coordinated omission. Random public players, as get.lua picks them."""
+        rng = random.Random(7919)
+        headers = {"Authorization": auth} if auth else {}
+
+        def request_for(i: int) -> bytes:
+            n = rng.randint(1, self.cfg.players - self.cfg.live_players)
+            n -= n % 10 == 0  # anonymous callers may read only public players
+            return get(path.replace("{player}", dataset.player_id(n)) if players else path, headers)
+
+        rate, seconds = self.cfg.read_rate, self.cfg.rate_duration
+        fired = asyncio.run(fire(self.cfg.http_port, rate=rate, seconds=seconds, request_for=request_for))
+        return fired.summary(expected_status=200)
 
     def unlock_rate(self) -> dict[str, Any]:
         rate, seconds = self.cfg.unlock_rate, self.cfg.rate_duration
@@ -223,7 +240,7 @@ def summary_line(result: dict[str, Any]) -> str:
     if "failed" in result:
         return f"FAILED: {result['failed']}"
     if "saturation" in result:
-        return " / ".join(f"{name}: {summary_line(result[name])}" for name in ("moderate", "saturation"))
+        return " / ".join(f"{name}: {summary_line(result[name])}" for name in ("rate", "moderate", "saturation"))
     if "single" in result:
         return " / ".join(f"{name}: {summary_line(figures)}" for name, figures in result.items())
     if "members" in result:

@@ -81,6 +81,7 @@ class Config:
     moderate_duration: int
     rate_duration: int
     unlock_rate: int
+    read_rate: int
     live_rate: int
     idle_sockets: int
     live_players: int
@@ -162,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--moderate-duration", type=int, help="seconds per moderate-load run")
     p.add_argument("--rate-duration", type=int, help="seconds of each fixed-rate run")
     p.add_argument("--unlock-rate", type=int, default=167, help="fixed rate for the unlock p99 (default 167/s)")
+    p.add_argument("--read-rate", type=int, default=200, help="fixed rate for the board reads' p99 (default 200/s)")
     p.add_argument("--live-rate", type=int, default=200, help="unlocks/s during the unlock-to-socket run")
     p.add_argument("--idle-sockets", type=int, help="idle WebSocket connections to hold (BENCH_IDLE_SOCKETS)")
     p.add_argument("--live-players", type=int, help="players listening on /ws/me/ during the live run")
@@ -214,6 +216,7 @@ def from_args(argv: list[str] | None = None) -> Config:
         moderate_duration=args.moderate_duration or preset.moderate_duration,
         rate_duration=args.rate_duration or preset.rate_duration,
         unlock_rate=args.unlock_rate,
+        read_rate=args.read_rate,
         live_rate=args.live_rate,
         idle_sockets=number(args.idle_sockets, "BENCH_IDLE_SOCKETS", preset.idle_sockets),
         live_players=args.live_players or preset.live_players,

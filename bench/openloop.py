@@ -61,6 +61,12 @@ def _count_statuses(shots: list[Shot]) -> dict[str, int]:
     return counts
 
 
+def get(path: str, headers: dict[str, str]) -> bytes:
+    """An HTTP/1.1 keep-alive GET as bytes."""
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1"] + [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 def post(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     """An HTTP/1.1 keep-alive POST as bytes."""
     lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]

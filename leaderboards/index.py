@@ -235,6 +235,7 @@ def _entries(listing: bytes) -> list[Entry]:
 # Live board events for a batch of unlocks, in one round trip: for each (board, player,
 # points before) the player's rank now (0: not on the board) and the players above the
 # points before. KEYS: READY, the boards; ARGV: TIME_SPAN, (member, points before) pairs.
+MOVES_PER_CALL = 500
 MOVES_LUA = (
     _READY_CHECK
     + """
@@ -331,16 +332,19 @@ class RedisStore:
         return mine, Window(_entries(found[7]), int(found[5]), int(found[6]), mine.total)
 
     def moves(self, items: Sequence[tuple[Board, str, int]]) -> list[tuple[int, int] | None]:
-        if not items:
-            return []
-        args: list[Any] = [ranking.TIME_SPAN]
-        for _, player_id, before in items:
-            args += [player_id, before]
-        found = self._moves(keys=[READY_KEY] + [board.key for board, _, _ in items], args=args)
-        if found == NOT_READY:
-            raise IndexNotReady("the rank index is not built")
-        pairs = zip(found[::2], found[1::2], strict=True)
-        return [(int(rank), int(above)) if int(rank) else None for rank, above in pairs]
+        """One script call per MOVES_PER_CALL items: a script blocks Redis while it runs."""
+        moved: list[tuple[int, int] | None] = []
+        for start in range(0, len(items), MOVES_PER_CALL):
+            chunk = items[start : start + MOVES_PER_CALL]
+            args: list[Any] = [ranking.TIME_SPAN]
+            for _, player_id, before in chunk:
+                args += [player_id, before]
+            found = self._moves(keys=[READY_KEY] + [board.key for board, _, _ in chunk], args=args)
+            if found == NOT_READY:
+                raise IndexNotReady("the rank index is not built")
+            pairs = zip(found[::2], found[1::2], strict=True)
+            moved += [(int(rank), int(above)) if int(rank) else None for rank, above in pairs]
+        return moved
 
     # --- writes ---------------------------------------------------------------------------
 

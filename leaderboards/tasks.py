@@ -53,12 +53,18 @@ def close_due_seasons() -> int:
     return services.close_due_seasons()
 
 
+# A batch of offline unlocks raises hundreds of players at once: tasks of this many rises
+# keep each one short (its Redis calls included) and spread them over the workers.
+RISES_PER_TASK = 200
+
+
 def relay_board_moves(events: list[dict[str, Any]]) -> None:
-    """Outbox handler: hand the rises of a batch of unlocks to a worker in one task. Raises
-    when the broker is unreachable, so the events stay pending (and only these)."""
+    """Outbox handler: hand the rises of a batch of unlocks to the workers, RISES_PER_TASK
+    to a task. Raises when the broker is unreachable, so the events stay pending (and only
+    these); a repeat after a partial publish sends some moves twice, which is harmless."""
     rises = [rise for event in events for rise in event["rises"]]
-    if rises:
-        announce_board_moves.delay(rises)
+    for start in range(0, len(rises), RISES_PER_TASK):
+        announce_board_moves.delay(rises[start : start + RISES_PER_TASK])
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

@@ -7,7 +7,9 @@ come only from the functions here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -61,11 +63,29 @@ def broadcast(messages: Iterable[Message], *, strict: bool = False) -> None:
                 log.warning("could not send %s to %s", event, group, exc_info=True)
 
     try:
-        async_to_sync(send_all)()
+        if _own_loop is not None:
+            asyncio.run_coroutine_threadsafe(send_all(), _own_loop).result(timeout=SEND_TIMEOUT)
+        else:
+            async_to_sync(send_all)()
     except Exception:
         if strict:
             raise
         log.warning("could not send %d live events", len(messages), exc_info=True)
+
+
+# A process that broadcasts all the time (the outbox relay) keeps one event loop for it in
+# a thread of its own: async_to_sync would start a new loop per call, and the Redis
+# channel layer a new connection with each loop.
+_own_loop: asyncio.AbstractEventLoop | None = None
+SEND_TIMEOUT = 30.0
+
+
+def use_own_loop() -> None:
+    global _own_loop
+    if _own_loop is None:
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="broadcast", daemon=True).start()
+        _own_loop = loop
 
 
 def broadcast_on_commit(messages: list[Message]) -> None:

@@ -9,11 +9,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import OperationalError, connection
 
-from tracker import outbox
+from tracker import outbox, realtime
 
 log = logging.getLogger("questboard.outbox")
 
 MAX_PAUSE = 30.0
+FULL_CHECK = 1.0  # seconds between looks at the table itself
+VACUUM_AFTER = 5_000  # events relayed between vacuums of the table (see outbox.vacuum)
 
 
 class Command(BaseCommand):
@@ -24,7 +26,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         # Polling, not LISTEN/NOTIFY: PostgreSQL serialises the commits of notifying
-        # transactions. An idle poll is one index probe, so 50 a second costs nothing.
+        # transactions. An idle poll reads one sequence, so 50 a second cost nothing.
         parser.add_argument("--poll", type=float, default=0.02, help="Seconds between polls when idle.")
         parser.add_argument("--once", action="store_true", help="Relay what is pending, then exit.")
 
@@ -32,6 +34,7 @@ class Command(BaseCommand):
         if once:
             self.stdout.write(f"relayed {outbox.relay_pending()}")
             return
+        realtime.use_own_loop()
         stopping: list[bool] = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
@@ -39,12 +42,23 @@ class Command(BaseCommand):
         # doubles up to MAX_PAUSE; the other kinds go on meanwhile.
         retry_at: dict[str, float] = {}
         pause: dict[str, float] = {}
+        seen: int | None = None  # the last event id the relay looked past
+        full_check = 0.0
+        since_vacuum = 0
         while not stopping:
             relayed = 0
             try:
-                if not outbox.is_pending():
+                # While idle, only the id sequence is read: nothing new was written if it
+                # did not move. Once a second the table itself is looked at, for events of
+                # transactions that took their id before the last look and committed after.
+                latest = outbox.latest_id()
+                now = time.monotonic()
+                if latest is not None and latest == seen and now - full_check < FULL_CHECK:
                     time.sleep(poll)
                     continue
+                if now - full_check >= FULL_CHECK:
+                    full_check = now
+                seen = latest
                 for kind in settings.OUTBOX_HANDLERS:
                     if retry_at.get(kind, 0.0) > time.monotonic():
                         continue
@@ -58,9 +72,13 @@ class Command(BaseCommand):
                         pause[kind] = min(pause.get(kind, 0.5) * 2, MAX_PAUSE)
                         retry_at[kind] = time.monotonic() + pause[kind]
                         log.warning("outbox relay of %s failed; retrying in %.0f s", kind, pause[kind], exc_info=True)
+                since_vacuum += relayed
+                if since_vacuum >= VACUUM_AFTER:
+                    outbox.vacuum()
+                    since_vacuum = 0
             except OperationalError:
                 log.warning("database unavailable; retrying", exc_info=True)
                 connection.close()
                 time.sleep(1.0)
-            if not relayed:  # what is pending waits for a retry
+            if not relayed:
                 time.sleep(poll)
