@@ -243,6 +243,49 @@ def test_a_socket_from_a_foreign_site_is_refused_even_with_a_valid_session(alice
     run(scenario)
 
 
+def test_a_cookie_socket_without_an_origin_header_is_refused(alice: Player) -> None:
+    cookie = session_of(alice)
+
+    async def scenario() -> None:
+        communicator = WebsocketCommunicator(
+            application, "/ws/me/", headers=[(b"host", b"testserver"), (b"cookie", f"sessionid={cookie}".encode())]
+        )
+        connected, _ = await communicator.connect(timeout=WAIT)
+        assert not connected
+
+    run(scenario)
+
+
+def test_a_game_client_with_a_token_and_no_origin_header_gets_its_stream(
+    alice: Player, game: Game, game_key: str
+) -> None:
+    """Game clients are not browsers: they send no Origin header (docs/live.md)."""
+    token = access(alice)
+
+    async def scenario() -> None:
+        communicator = WebsocketCommunicator(application, f"/ws/me/?token={token}", headers=[(b"host", b"testserver")])
+        connected, code = await communicator.connect(timeout=WAIT)
+        assert connected, code
+        assert (await communicator.receive_json_from(timeout=WAIT))["type"] == "subscribed"
+        assert await server_unlocks(game_key, alice, game, "FIRST_FLIGHT") == 201
+        received = await frames(communicator, 3)
+        assert only(received, "achievement.unlocked")["player_id"] == str(alice.pk)
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_bad_token_opens_no_private_stream_whatever_the_cookie(alice: Player) -> None:
+    """With ?token= the cookie is ignored, so skipping the origin check for token sockets
+    gives a foreign page nothing: without a valid token of its own it is refused."""
+    cookie = session_of(alice)
+
+    async def scenario() -> None:
+        assert await refusal("/ws/me/?token=forged", cookie=cookie, origin=b"http://evil.example") == UNAUTHORISED
+
+    run(scenario)
+
+
 @pytest.mark.parametrize("privacy", [Privacy.PUBLIC, Privacy.PRIVATE])
 def test_another_players_stream_is_never_open(privacy: str, alice: Player) -> None:
     other = make_player("other", region="na", privacy=privacy)

@@ -10,11 +10,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from players import consumers  # noqa: E402
-from tracker.realtime import socket_auth  # noqa: E402
+from tracker.realtime import OriginCheckForCookies, socket_auth  # noqa: E402
 
 websocket_urls = [
     path("ws/me/", consumers.PlayerStreamConsumer.as_asgi()),
@@ -27,6 +26,6 @@ websocket_urls = [
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(socket_auth(URLRouter(websocket_urls))),
+        "websocket": OriginCheckForCookies(socket_auth(URLRouter(websocket_urls))),
     }
 )

@@ -19,6 +19,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.middleware import BaseMiddleware
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.db import transaction
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
@@ -102,13 +103,18 @@ def _user_from_token(raw: str) -> Any:
     return auth.get_user(auth.get_validated_token(raw))
 
 
+def _token_of(scope: dict[str, Any]) -> str:
+    return parse_qs(scope.get("query_string", b"").decode()).get("token", [""])[0]
+
+
 class JwtQueryAuthMiddleware(BaseMiddleware):
     """Game clients pass their access token as ``?token=<access>`` (a browser's WebSocket
-    cannot set headers); browsers are already known by their session cookie. A bad token
-    leaves the connection anonymous, so private streams refuse it."""
+    cannot set headers); browsers are already known by their session cookie. With a token
+    the cookie is ignored: a bad token leaves the connection anonymous, so private streams
+    refuse it."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        token = parse_qs(scope.get("query_string", b"").decode()).get("token", [""])[0]
+        token = _token_of(scope)
         if token:
             try:
                 scope["user"] = await _user_from_token(token)
@@ -121,3 +127,19 @@ class JwtQueryAuthMiddleware(BaseMiddleware):
 
 def socket_auth(inner: Any) -> Any:
     return AuthMiddlewareStack(JwtQueryAuthMiddleware(inner))
+
+
+class OriginCheckForCookies:
+    """The origin check, for the sockets that need it. A browser attaches its session
+    cookie to a socket any site opens, so a cookie-authenticated socket must come from one
+    of our own pages. A socket with ``?token=`` is authenticated by that token alone (the
+    cookie is then ignored, see JwtQueryAuthMiddleware), which a foreign page does not
+    have: game clients, which send no Origin header, connect that way."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.checked = AllowedHostsOriginValidator(inner)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        app = self.inner if _token_of(scope) else self.checked
+        return await app(scope, receive, send)
