@@ -21,6 +21,8 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
+# DEBUG on unless set: the laptop default, which may use the embedded development key.
+run: export DEBUG ?= 1
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
@@ -28,7 +30,7 @@ run: install
 	@echo "  Questboard is at http://$(HOST):$(PORT)/   (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "  Demo login: demo / questboard-demo   (admin: admin / questboard-admin)"
 	@echo ""
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Debian's Chromium for the real-browser tests (they skip, saying so, when it is missing).
 browsers:

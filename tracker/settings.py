@@ -32,8 +32,17 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = envbool("DEBUG", "False")
-# The embedded default key is only for laptops; production sets SECRET_KEY.
-SECRET_KEY = os.getenv("SECRET_KEY", "questboard-embedded-development-key-change-me-in-production")
+# Player tokens are signed, and the email encryption and lookup keys derived, with
+# SECRET_KEY (unless JWT_SIGNING_KEY and FIELD_ENCRYPTION_KEYS are set). The embedded key
+# is public, so it is for DEBUG (make run) only: anything else refuses to start without one.
+SECRET_KEY = os.getenv("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. With DEBUG off the app needs its own secret key: player "
+            "tokens are signed and emails encrypted with keys derived from it (README, Configuration)."
+        )
+    SECRET_KEY = "questboard-embedded-development-key-change-me-in-production"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")

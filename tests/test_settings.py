@@ -1,0 +1,34 @@
+"""Settings that must fail loudly: with DEBUG off the app will not start on the public
+embedded secret key, from which player tokens' signing key and the email encryption key
+derive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(**environment: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG")}
+    env.update(DJANGO_SETTINGS_MODULE="tracker.settings", **environment)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_with_debug_off_the_app_refuses_to_start_without_a_secret_key() -> None:
+    started = start()
+    assert started.returncode != 0
+    assert "SECRET_KEY is not set" in started.stderr
+
+
+def test_with_debug_off_and_a_secret_key_it_starts() -> None:
+    assert start(SECRET_KEY="a-long-random-production-secret").returncode == 0
+
+
+def test_the_laptop_default_runs_on_the_embedded_key_with_debug_on() -> None:
+    assert start(DEBUG="1").returncode == 0
