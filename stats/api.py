@@ -70,7 +70,7 @@ class PlaySessionApi(APIView):
         description=(
             "201 when recorded; 200 with already_recorded=true when this player already reported that "
             "session_id for the game. Sessions longer than 24 hours, ending before they start or in the "
-            "future are rejected."
+            "future are rejected (400); a session overlapping another of the player's in this game, 409."
         ),
         tags=["sessions"],
     )

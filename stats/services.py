@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, FloatField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from stats.models import PlayerGameStats, PlayerTotals, PlaySession
-from tracker.errors import Invalid
+from tracker.errors import Conflict, Invalid
 from tracker.models import Game, Player
 from tracker.sql import add_counters, prep, table
 
@@ -121,12 +121,24 @@ class SessionOutcome:
 MAX_SESSION = timedelta(hours=24)
 
 
+def _serialise_sessions(player: Player, game: Game) -> None:
+    """Reports of one player's sessions in one game take turns (until commit), so two
+    overlapping ones sent at once cannot both pass the overlap check. SQLite serialises
+    writers anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"session:{player.pk}:{game.pk}"])
+
+
 def record_play_session(
     *, player: Player, game: Game, session_id: str, started_at: datetime, ended_at: datetime, source: str
 ) -> SessionOutcome:
     """Record a play session once per (player, game, session_id) and add its playtime.
 
-    A repeat with the same id changes nothing and returns the session first recorded.
+    A repeat with the same id changes nothing and returns the session first recorded. A
+    session overlapping another of the same player in the same game is refused (409):
+    time played is counted once. Sessions that only touch (one ends as the next starts)
+    do not overlap.
     """
     if ended_at < started_at:
         raise Invalid("A session cannot end before it starts.", fields={"ended_at": ["Before started_at."]})
@@ -134,6 +146,22 @@ def record_play_session(
         raise Invalid("A session longer than 24 hours is not plausible.", fields={"duration_seconds": ["Too long."]})
     duration = int((ended_at - started_at).total_seconds())
     with transaction.atomic():
+        _serialise_sessions(player, game)
+        existing = PlaySession.objects.filter(player=player, game=game, session_id=session_id).first()
+        if existing is not None:
+            return SessionOutcome(existing, created=False)
+        overlapping = (
+            PlaySession.objects.filter(player=player, game=game, started_at__lt=ended_at, ended_at__gt=started_at)
+            .order_by("started_at")
+            .first()
+        )
+        if overlapping is not None:
+            # Playtime counts time once: a session inside another one is the same time played.
+            raise Conflict(
+                f"This session overlaps session '{overlapping.session_id}' of the same player in this game "
+                f"({overlapping.started_at.isoformat()} to {overlapping.ended_at.isoformat()}).",
+                fields={"started_at": ["Overlaps an earlier session."]},
+            )
         try:
             with transaction.atomic():
                 session = PlaySession.objects.create(

@@ -104,9 +104,42 @@ class TestRecording:
 
     def test_different_sessions_add_up(self, api: Api, game: Game, game_key: str, alice: Player) -> None:
         client = api.as_key(game_key)
-        assert report(client, alice, session_id="s-1", duration_seconds=1000).status_code == 201
-        assert report(client, alice, session_id="s-2", duration_seconds=2000).status_code == 201
+        start = hours_ago()
+        first = report(client, alice, session_id="s-1", started_at=start, duration_seconds=1000)
+        then = start + timedelta(seconds=1000)  # starts as the first one ends: no overlap
+        second = report(client, alice, session_id="s-2", started_at=then, duration_seconds=2000)
+        assert (first.status_code, second.status_code) == (201, 201)
         assert playtime(alice, game) == 3000
+
+    def test_a_session_overlapping_another_is_refused_and_counts_nothing(
+        self, api: Api, game: Game, game_key: str, alice: Player
+    ) -> None:
+        client, start = api.as_key(game_key), hours_ago()
+        assert report(client, alice, session_id="s-1", started_at=start, duration_seconds=3600).status_code == 201
+        inside = report(client, alice, session_id="s-2", started_at=start + timedelta(minutes=10), duration_seconds=60)
+        assert_error(inside, 409, "conflict")
+        around = report(
+            client, alice, session_id="s-3", started_at=start - timedelta(hours=1), duration_seconds=3 * 3600
+        )
+        assert_error(around, 409, "conflict")
+        assert playtime(alice, game) == 3600
+        assert PlaySession.objects.count() == 1
+
+    def test_ten_copies_of_a_day_count_one_day(self, api: Api, game: Game, game_key: str, alice: Player) -> None:
+        client, start = api.as_key(game_key), hours_ago() - timedelta(days=2)
+        answers = [
+            report(client, alice, session_id=f"day-{i}", started_at=start, duration_seconds=24 * 3600).status_code
+            for i in range(10)
+        ]
+        assert answers == [201] + [409] * 9
+        assert playtime(alice, game) == 24 * 3600
+
+    def test_the_same_times_in_another_game_or_for_another_player_are_their_own(
+        self, api: Api, game: Game, game_key: str, alice: Player, bob: Player
+    ) -> None:
+        client, start = api.as_key(game_key), hours_ago()
+        assert report(client, alice, session_id="s-1", started_at=start, duration_seconds=600).status_code == 201
+        assert report(client, bob, session_id="s-1", started_at=start, duration_seconds=600).status_code == 201
 
     def test_the_same_session_id_is_independent_per_player(
         self, api: Api, game: Game, game_key: str, alice: Player, bob: Player
