@@ -16,6 +16,7 @@ from players import api as players_api
 from players import views as player_views
 from stats import api as stats_api
 from tracker import api as tracker_api
+from tracker import health
 from tracker.errors import json_or_default
 
 
@@ -71,6 +72,8 @@ API_ALIASES = {"/api/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", slash_flipped(p
 api_v1 += [path(slash_flipped(p), p.callback) for p in list(api_v1)]
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("", player_views.home, name="home"),
     path("accounts/signup/", player_views.signup, name="signup-page"),
