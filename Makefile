@@ -29,7 +29,9 @@ run: install
 	@echo ""
 	@echo "  Questboard is at http://$(HOST):$(PORT)/   (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "  Demo login: demo / questboard-demo   (admin: admin / questboard-admin)"
+	@echo "  Periodic jobs (season close, snapshots, rarity) run beside it: manage.py run_periodic"
 	@echo ""
+	@$(PY) manage.py run_periodic & trap "kill $$! 2>/dev/null" EXIT; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # Debian's Chromium for the real-browser tests (they skip, saying so, when it is missing).

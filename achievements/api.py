@@ -29,7 +29,7 @@ from tracker.auth import (
 )
 from tracker.errors import DomainError, Forbidden, Invalid, NotFound
 from tracker.selectors import get_game, get_player
-from tracker.serializers import PageInput, StrictSerializer, parsed_body, parsed_query
+from tracker.serializers import BoundedDateTimeField, PageInput, StrictSerializer, parsed_body, parsed_query
 
 
 class AchievementOutputSerializer(serializers.Serializer):
@@ -63,7 +63,7 @@ class AchievementRefInput(StrictSerializer):
 
 
 class UnlockInput(AchievementRefInput):
-    timestamp = serializers.DateTimeField(required=False)
+    timestamp = BoundedDateTimeField(required=False)
 
     def validate_timestamp(self, value: datetime) -> datetime:
         if value > timezone.now() + settings.UNLOCK_MAX_CLOCK_SKEW:
@@ -281,10 +281,13 @@ class ProgressApi(APIView):
             game_key=caller.game_key,
         )
         unlock = outcome.unlock
+        # The reporter is the player or their game's server; a player learns what a hidden
+        # achievement is once they hold it, not while they work toward it.
+        reveal = selectors.reveal_for(caller, [achievement], unlocked=[achievement.pk] if outcome.unlocked else [])
         return Response(
             {
                 "success": True,
-                "achievement": achievement_data(achievement),
+                "achievement": reveal.data(achievement),
                 "value": outcome.value,
                 "target": outcome.target,
                 "unlocked": outcome.unlocked,
@@ -311,6 +314,10 @@ class PlayerAchievementsApi(APIView):
         parameters=[PageInput, OpenApiParameter("game", str, description="Only this game (id or slug).")],
         responses={200: OutputSerializer},
         summary="A player's unlocked achievements, newest first",
+        description=(
+            "A hidden achievement is masked unless you unlocked it yourself or call with its "
+            "game's API key: the player's own list shows it in full."
+        ),
         tags=["players"],
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
@@ -325,11 +332,12 @@ class PlayerAchievementsApi(APIView):
             game = caller.game
         unlocks = selectors.player_unlocks(player, game=game)
         limit, offset = query["limit"], query["offset"]
-        page = unlocks[offset : offset + limit]
+        page = list(unlocks[offset : offset + limit])
+        reveal = selectors.reveal_unlocks(caller, player, page)
         return Response(
             {
                 "achievements": [
-                    {**achievement_data(u.achievement), "unlocked_at": u.unlocked_at.isoformat()} for u in page
+                    {**reveal.data(u.achievement), "unlocked_at": u.unlocked_at.isoformat()} for u in page
                 ],
                 "total": unlocks.count(),
                 "limit": limit,
@@ -374,23 +382,27 @@ class GameAchievementsApi(APIView):
     @extend_schema(
         responses={200: OutputSerializer},
         summary="A game's achievement set with global unlock % and rarity",
-        description="Hidden achievements are masked for players who have not unlocked them.",
+        description=(
+            "A hidden achievement's name, description, icon and api_name are shown only to a "
+            "player who has unlocked it and to the game's own API key; others see it masked."
+        ),
         tags=["games"],
     )
     def get(self, request: Request, game_id: str) -> Response:
         caller = Caller.of(request)
         game = get_game(game_id)
-        owner = caller.game_key is not None and caller.game_key.game_id == game.pk
         rows = selectors.game_achievements_for(game, caller.player)
+        reveal = selectors.reveal_for(
+            caller,
+            [row["achievement"] for row in rows],
+            unlocked=[row["achievement"].pk for row in rows if row["unlocked_at"] is not None],
+        )
         return Response(
             {
                 "game": {"id": str(game.pk), "slug": game.slug, "name": game.name},
                 "achievements": [
                     {
-                        **achievement_data(
-                            row["achievement"],
-                            masked=row["achievement"].hidden and not owner and row["unlocked_at"] is None,
-                        ),
+                        **reveal.data(row["achievement"]),
                         "unlocked": row["unlocked_at"] is not None,
                         "unlocked_at": row["unlocked_at"].isoformat() if row["unlocked_at"] else None,
                         "progress": row["progress"],

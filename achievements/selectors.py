@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from achievements.models import Achievement, Progress, Unlock, rarity_tier
+from tracker.auth import Caller
 from tracker.errors import NotFound
 from tracker.memo import LocalCache
 from tracker.models import Game, Player
@@ -17,8 +18,67 @@ from tracker.models import Game, Player
 HIDDEN_NAME = "Hidden achievement"
 
 
+# --- Who may see what a hidden achievement is ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """Which hidden achievements one viewer may see, for the achievements at hand.
+
+    The rule, once: a hidden achievement's name, description, icon and api_name are shown
+    only to a player who has unlocked it themselves, to its game's own API key, and to
+    staff in the admin. Everyone else (anonymous callers, other games' keys, players who
+    have not unlocked it, including on the page or share link of a player who has) sees it
+    masked: HIDDEN_NAME, no description, icon or api_name. Its points, rarity and unlock
+    percentage stay visible, as Xbox shows a secret achievement's gamerscore: the totals
+    and completion shown beside it count it, so hiding its points would not hide them.
+    """
+
+    caller: Caller
+    unlocked: frozenset[Any]  # the hidden ones at hand the viewer has unlocked themselves
+
+    def masks(self, achievement: Achievement) -> bool:
+        if not achievement.hidden or self.caller.staff:
+            return False
+        if self.caller.game_key is not None and self.caller.game_key.game_id == achievement.game_id:
+            return False
+        return achievement.pk not in self.unlocked
+
+    def data(self, achievement: Achievement) -> dict[str, Any]:
+        """The achievement as the API shows it to this viewer."""
+        return achievement_data(achievement, masked=self.masks(achievement))
+
+
+def reveal_for(caller: Caller, achievements: Iterable[Achievement], *, unlocked: Iterable[Any] | None = None) -> Reveal:
+    """What `caller` may see of these achievements (`Reveal`).
+
+    `unlocked`: the ids of achievements the viewer has unlocked, when the caller already has
+    them (a superset is fine). Without it, at most one query: the viewer's unlocks among the
+    hidden achievements at hand, and only when the viewer is a player and one is hidden.
+    """
+    hidden = {a.pk for a in achievements if a.hidden}
+    if not hidden or caller.player is None:
+        return Reveal(caller, frozenset())
+    if unlocked is None:
+        unlocked = Unlock.objects.filter(player=caller.player, achievement_id__in=hidden).values_list(
+            "achievement_id", flat=True
+        )
+    return Reveal(caller, frozenset(hidden.intersection(unlocked)))
+
+
+def reveal_unlocks(caller: Caller, owner: Player, unlocks: Iterable[Unlock]) -> Reveal:
+    """What `caller` may see of the achievements `owner` unlocked: all of them when the
+    caller is the owner (no query), else as `reveal_for` decides."""
+    unlocks = list(unlocks)
+    mine = caller.player is not None and caller.player.pk == owner.pk
+    return reveal_for(
+        caller, [u.achievement for u in unlocks], unlocked=[u.achievement_id for u in unlocks] if mine else None
+    )
+
+
 def achievement_data(achievement: Achievement, *, masked: bool = False) -> dict[str, Any]:
-    """An achievement as the API shows it; `masked` hides what a hidden one is about."""
+    """An achievement as the API shows it; `masked` hides what a hidden one is about (who
+    may see it: `Reveal`)."""
     return {
         "id": str(achievement.pk),
         "game_id": str(achievement.game_id),

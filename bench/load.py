@@ -23,7 +23,7 @@ import redis
 from psycopg import sql
 
 from bench import dataset
-from bench.config import Config
+from bench.config import BENCH_REQUESTS_PER_MINUTE, Config
 from bench.servers import last_line, manage
 
 # Columns the loader fills, per table. A NOT NULL column outside these lists, without a
@@ -224,7 +224,17 @@ def create_game(cfg: Config) -> tuple[str, str]:
         json.dump(dataset.manifest(), manifest)
         manifest.flush()
         game_id = last_line(manage(cfg, "import_game", manifest.name))
-    key = last_line(manage(cfg, "create_game_key", dataset.GAME_SLUG, "--name", "bench"))
+    key = last_line(
+        manage(
+            cfg,
+            "create_game_key",
+            dataset.GAME_SLUG,
+            "--name",
+            "bench",
+            "--requests-per-minute",
+            str(BENCH_REQUESTS_PER_MINUTE),
+        )
+    )
     return game_id, key
 
 

@@ -38,8 +38,10 @@ class AroundQuery(StandingQuery):
 
 
 class RankingSerializer(serializers.Serializer):
-    player_id = serializers.UUIDField()
-    username = serializers.CharField()
+    player_id = serializers.UUIDField(
+        allow_null=True, help_text="Null when the player may not be named to you: the row is anonymous."
+    )
+    username = serializers.CharField(help_text='"Anonymous player" when the player may not be named to you.')
     points = serializers.IntegerField()
     rank = serializers.IntegerField()
 

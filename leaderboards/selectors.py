@@ -13,7 +13,8 @@ These are hot paths; what each costs is pinned by tests/test_board_read_costs.py
 - a standing: one Redis call, no query;
 - the friends board: SQL only, one query for the friends and one for their rows and names.
 
-Rows are built as plain dicts here, no model instances or serializers per row.
+Rows are built as plain dicts here, no model instances or serializers per row; who is
+named, and identifiable by id, on them is decided by `tracker.auth.rows_for`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from redis.exceptions import RedisError
 from leaderboards import index, ranking
 from leaderboards.boards import Board
 from leaderboards.models import Season, SeasonResult
-from tracker.auth import Caller, friend_ids, names_visible_to
+from tracker.auth import ANONYMOUS_NAME, Caller, friend_ids, rows_for
 from tracker.models import Player
 
 log = logging.getLogger("questboard.leaderboards")
 T = TypeVar("T")
-ANONYMOUS_NAME = "Anonymous player"
 
 
 def ask(question: Callable[[index.Store], T]) -> tuple[T, str]:
@@ -86,19 +86,20 @@ def board_rows(
     game_id: Any = None,
     friends: Collection[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Board rows; names of players hidden from this caller (or unknown) are masked.
+    """Board rows as this caller may see them (`tracker.auth.rows_for`): a player hidden
+    from the caller, or unknown, keeps their rank and points but is anonymous, id included.
     `friends`: the caller's friends' ids, when already known (see `names_visible_to`)."""
-    pairs = [(pid, privacy) for pid, (_, privacy) in people.items()]
-    visible = names_visible_to(caller, pairs, game_id=game_id, friends=friends)
-    return [
+    rows = [
         {
             "player_id": r.player_id,
-            "username": people[r.player_id][0] if r.player_id in visible else ANONYMOUS_NAME,
+            "username": people[r.player_id][0] if r.player_id in people else ANONYMOUS_NAME,
             "points": r.points,
             "rank": r.rank,
         }
         for r in ranked
     ]
+    privacy = {pid: privacy for pid, (_, privacy) in people.items()}
+    return rows_for(caller, rows, privacy, game_id=game_id, friends=friends)
 
 
 def rankings_data(caller: Caller, ranked: list[ranking.Ranked], game_id: Any = None) -> list[dict[str, Any]]:

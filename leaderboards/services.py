@@ -19,8 +19,8 @@ from leaderboards.boards import Board, Change, Member, boards_of
 from leaderboards.models import ModerationAction, Season, SeasonResult, SeasonStanding
 from stats.models import PlayerGameStats, PlayerTotals
 from tracker import outbox, realtime
-from tracker.auth import friend_ids, friends_of
-from tracker.models import Notification, Player, Privacy
+from tracker.auth import EVERYONE, Caller, friend_ids, friends_of, may_name, rows_for
+from tracker.models import Notification, Player
 from tracker.regions import Region
 from tracker.sql import add_counters
 
@@ -270,10 +270,12 @@ def close_season(*, season: Season, actor: Player | None = None, now: datetime |
         rows = list(
             board.rows()
             .order_by(*index.ORDER)
-            .values_list("player_id", "points", "achievement_count", "player__region")
+            .values_list(
+                "player_id", "points", "achievement_count", "player__region", "player__username", "player__privacy"
+            )
         )
         ranked = ranking.assign_ranks(
-            [ranking.Entry(str(p), points) for p, points, _, _ in rows], offset=0, ahead_of_first=0
+            [ranking.Entry(str(p), points) for p, points, *_ in rows], offset=0, ahead_of_first=0
         )
         SeasonResult.objects.bulk_create(
             [
@@ -286,7 +288,9 @@ def close_season(*, season: Season, actor: Player | None = None, now: datetime |
                     region=region,
                     position=position,
                 )
-                for position, ((player_id, points, count, region), entry) in enumerate(zip(rows, ranked, strict=True))
+                for position, ((player_id, points, count, region, _, _), entry) in enumerate(
+                    zip(rows, ranked, strict=True)
+                )
             ],
             batch_size=5000,
         )
@@ -297,7 +301,15 @@ def close_season(*, season: Season, actor: Player | None = None, now: datetime |
         )
         keys = [board] + [board.with_region(code) for code, _ in Region.choices]
         transaction.on_commit(lambda: _drop_boards(keys))
-        podium = [{"rank": entry.rank, "player_id": entry.player_id, "points": entry.points} for entry in ranked[:10]]
+        # Season watchers may be anyone: the podium names only whom anyone may see.
+        podium = rows_for(
+            EVERYONE,
+            [
+                {"rank": entry.rank, "player_id": entry.player_id, "username": username, "points": entry.points}
+                for entry, (*_, username, _) in zip(ranked[:10], rows[:10], strict=True)
+            ],
+            {str(player_id): privacy for player_id, *_, privacy in rows[:10]},
+        )
         realtime.broadcast_on_commit(
             [
                 (
@@ -349,7 +361,8 @@ def notify_rivals(
     the caller has them already).
 
     A friend is passed when the player goes from at most the friend's points to strictly
-    more. Players hidden from boards pass nobody.
+    more. Players hidden from boards pass nobody, and neither does a player the friend may
+    not name (a private one: `tracker.auth.may_name`), since the alert names them.
     """
     player = Player.objects.filter(pk=player_id, boards_hidden=False).first()
     if player is None or new_points <= old_points:
@@ -363,7 +376,11 @@ def notify_rivals(
         points__gte=old_points,
         points__lt=new_points,
         player__boards_hidden=False,
-    ).select_related("game")
+    ).select_related("game", "player")
+    # Every one of them is a friend of the player, so `friends` is known without a query.
+    passed = [
+        row for row in passed if may_name(Caller(player=row.player), player.pk, player.privacy, friends={player.pk})
+    ]
     return Notification.objects.bulk_create(
         [
             Notification(
@@ -414,8 +431,9 @@ def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
     """leaderboard.updated events for players whose points rose: to everyone watching each
     board they are on (all regions and their region) and, for the all-regions board, to the
     player. rank_change = new rank - old rank (negative: moved up); None when newly ranked.
-    Names of non-public players are masked, since watchers may be anyone. Two queries and
-    one index round trip, however many rises."""
+    Watchers may be anyone (`EVERYONE`), so a non-public player is anonymous there, id
+    included; the player's own stream tells them their moves in full. Two queries and one
+    index round trip, however many rises."""
     rises = list(rises)
     players = Player.objects.in_bulk([uuid_of(r[2]) for r in rises])
     seasons = {
@@ -448,12 +466,13 @@ def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
             "season_id": scope if kind == "season" else None,
             "region": board.region or None,
             "player_id": str(player_id),
-            "username": player.username if player.privacy == Privacy.PUBLIC else selectors.ANONYMOUS_NAME,
+            "username": player.username,
             "points": new,
             "new_rank": rank,
             "rank_change": rank - old_rank if old_rank else None,
         }
-        messages.append((realtime.board_group(kind, scope, board.region), "leaderboard.updated", data))
+        [watched] = rows_for(EVERYONE, [data], {str(player_id): player.privacy})
+        messages.append((realtime.board_group(kind, scope, board.region), "leaderboard.updated", watched))
         if not board.region:
             messages.append((realtime.player_group(player_id), "leaderboard.updated", data))
     return messages

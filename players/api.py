@@ -15,13 +15,13 @@ from rest_framework.views import APIView
 
 from achievements.api import AchievementOutputSerializer
 from achievements.models import Unlock
-from achievements.selectors import achievement_data
+from achievements.selectors import Reveal, reveal_unlocks
 from players import selectors, services
 from tracker.auth import Caller, Visibility, check_may_view, require_player
 from tracker.errors import Forbidden, Invalid, NotFound
 from tracker.models import Friendship, Game, Player
 from tracker.selectors import get_game, get_player
-from tracker.serializers import StrictSerializer, parsed_body, parsed_query
+from tracker.serializers import BoundedDateField, StrictSerializer, parsed_body, parsed_query
 
 
 def viewed(request: Request, player_id: uuid.UUID, game_ref: str | None) -> tuple[Player, Game | None]:
@@ -42,9 +42,9 @@ class GameQuery(StrictSerializer):
     game = serializers.CharField(required=False, max_length=64)
 
 
-def unlock_data(unlock: Unlock) -> dict[str, Any]:
+def unlock_data(unlock: Unlock, reveal: Reveal) -> dict[str, Any]:
     return {
-        **achievement_data(unlock.achievement),
+        **reveal.data(unlock.achievement),
         "game_name": unlock.game.name,
         "unlocked_at": unlock.unlocked_at.isoformat(),
     }
@@ -89,6 +89,7 @@ class DashboardApi(APIView):
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
         player, game = viewed(request, player_id, None)
         board = selectors.dashboard(player, game=game)
+        reveal = reveal_unlocks(Caller.of(request), player, board.recent)
         return Response(
             {
                 "total_achievements": board.total_achievements,
@@ -97,15 +98,15 @@ class DashboardApi(APIView):
                 "average_completion": board.average_completion,
                 "total_points": board.total_points,
                 "weighted_score": board.weighted_score,
-                "recent_achievements": [unlock_data(u) for u in board.recent],
+                "recent_achievements": [unlock_data(u, reveal) for u in board.recent],
             }
         )
 
 
 class HistoryApi(APIView):
     class Query(GameQuery):
-        start = serializers.DateField(required=False, help_text="Default: 29 days before `end`.")
-        end = serializers.DateField(required=False, help_text="Default: today (UTC).")
+        start = BoundedDateField(required=False, help_text="Default: 29 days before `end`.")
+        end = BoundedDateField(required=False, help_text="Default: today (UTC).")
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             attrs.setdefault("end", timezone.now().date())

@@ -5,10 +5,15 @@
 - ``/ws/leaderboards/<game_id>/[?region=]`` and ``/ws/leaderboards/global/[?region=]`` —
   leaderboard.updated for anyone on that board; anonymous watchers welcome.
 - ``/ws/seasons/<season_id>/`` — leaderboard.updated on the season board, season.closed.
+
+Refusals accept the handshake and then close with a code (tracker.realtime): the client
+learns why, and does not retry what cannot succeed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -21,12 +26,17 @@ from tracker import realtime
 from tracker.models import Game
 from tracker.regions import Region
 
-UNAUTHORISED = 4401
-NOT_FOUND = 4404
+UNAUTHENTICATED = realtime.UNAUTHENTICATED
+FORBIDDEN = realtime.FORBIDDEN
+NOT_FOUND = realtime.NOT_FOUND
 
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
+
+    async def refuse(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
 
     async def join(self, groups: list[str]) -> None:
         self.groups_joined = groups
@@ -51,17 +61,43 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
 
 class PlayerStreamConsumer(StreamConsumer):
+    """A player's own stream. It lasts as long as the access that opened it: a token's
+    stream closes with 4401 when the token expires, and every stream of the player is told
+    to check its credentials again when their access is revoked (`session_check`)."""
+
+    player_id: Any = None
+    expiry: asyncio.Task[None] | None = None
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=UNAUTHORISED)
+            await self.refuse(UNAUTHENTICATED)
             return
         asked = self.scope["url_route"]["kwargs"].get("player_id")
         if asked is not None and str(asked) != str(user.pk):
             # Another player's stream is never open, whatever their privacy.
-            await self.close(code=UNAUTHORISED)
+            await self.refuse(FORBIDDEN)
             return
+        self.player_id = user.pk
         await self.join([realtime.player_group(user.pk)])
+        token = self.scope.get("token")
+        if token is not None:
+            self.expiry = asyncio.create_task(self.close_at(token["exp"]))
+
+    async def close_at(self, exp: float) -> None:
+        await asyncio.sleep(max(0.0, exp - time.time()))
+        await self.close(code=UNAUTHENTICATED)
+
+    async def session_check(self, message: dict[str, Any]) -> None:
+        """The player's password was set, they were deactivated or they ended every
+        session: keep this stream only if what opened it still lets them in."""
+        if not await realtime.still_signed_in(self.scope, self.player_id):
+            await self.close(code=UNAUTHENTICATED)
+
+    async def disconnect(self, code: int) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        await super().disconnect(code)
 
 
 @database_sync_to_async
@@ -77,13 +113,13 @@ class BoardStreamConsumer(StreamConsumer):
         game_id = self.scope["url_route"]["kwargs"].get("game_id")
         region = self.query("region")
         if region and region not in Region.values:
-            await self.close(code=NOT_FOUND)
+            await self.refuse(NOT_FOUND)
             return
         if game_id is None:
             await self.join([realtime.board_group("global", "", region)])
             return
         if not await _exists(Game, game_id):
-            await self.close(code=NOT_FOUND)
+            await self.refuse(NOT_FOUND)
             return
         await self.join([realtime.board_group("game", game_id, region)])
 
@@ -103,7 +139,7 @@ class SeasonStreamConsumer(StreamConsumer):
         season_region = await _season_region(season_id)
         region = self.query("region")
         if season_region is None or (region and region not in Region.values):
-            await self.close(code=NOT_FOUND)
+            await self.refuse(NOT_FOUND)
             return
         # A regional season has one board, its region's: that is its all-regions board.
         board_region = "" if region == season_region else region

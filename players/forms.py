@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.password_validation import validate_password
 
-from tracker.models import Privacy
+from tracker.models import Player, Privacy
 from tracker.regions import Region
+from tracker.services import player_password_set
 
 
 class SignupForm(forms.Form):
@@ -44,5 +46,22 @@ class SettingsForm(forms.Form):
     email = forms.EmailField(max_length=254)
 
 
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """The password page (Django's PasswordChangeView, which keeps this browser signed in):
+    the new password is set through the service, which ends every other session."""
+
+    def save(self, commit: bool = True) -> Player:
+        player_password_set(player=self.user, password=self.cleaned_data["new_password1"])
+        return self.user
+
+
 class FriendRequestForm(forms.Form):
     username = forms.CharField(max_length=150, label="Add a friend by username")
+
+
+class ComparePickForm(forms.Form):
+    """What the friends page's compare button sends; anything else names no comparison."""
+
+    game = forms.SlugField(max_length=64)
+    a = forms.CharField(max_length=150, validators=[Player.username_validator])
+    b = forms.CharField(max_length=150, validators=[Player.username_validator])

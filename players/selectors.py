@@ -11,7 +11,9 @@ from typing import Any
 from django.db.models import Avg, Count, Q, QuerySet, Sum
 
 from achievements.models import Progress, Unlock
+from achievements.selectors import reveal_for, reveal_unlocks
 from stats.models import DailySnapshot, PlayerGameStats, PlayerTotals
+from tracker.auth import Caller
 from tracker.models import Friendship, Game, Notification, Player, Privacy
 
 RARE_PERCENTAGE = 10.0
@@ -132,21 +134,24 @@ def totals(player: Player) -> PlayerTotals | None:
     return PlayerTotals.objects.filter(player=player).first()
 
 
-def achievements_of(owner: Player, game: Game) -> list[dict[str, Any]]:
-    """A game's whole set as seen on `owner`'s page: unlocked ones with their time, locked
-    ones with progress; hidden ones stay masked until the owner unlocks them."""
+def achievements_of(owner: Player, game: Game, *, viewer: Caller) -> list[dict[str, Any]]:
+    """A game's whole set as `viewer` sees it on `owner`'s page: unlocked ones with their
+    time, locked ones with progress; hidden ones masked unless the viewer may see them
+    (`achievements.selectors.Reveal`: the viewer unlocked it, not the owner)."""
     unlocked = dict(Unlock.objects.filter(player=owner, game=game).values_list("achievement_id", "unlocked_at"))
     progress = dict(
         Progress.objects.filter(player=owner, achievement__game=game).values_list("achievement_id", "value")
     )
+    achievements = list(game.achievements.all())
+    reveal = reveal_for(viewer, achievements, unlocked=unlocked if is_viewer(viewer, owner) else None)
     rows = []
-    for achievement in game.achievements.all():
+    for achievement in achievements:
         at = unlocked.get(achievement.pk)
         rows.append(
             {
                 "achievement": achievement,
                 "unlocked_at": at,
-                "masked": achievement.hidden and at is None,
+                "masked": reveal.masks(achievement),
                 "progress": progress.get(achievement.pk),
                 "progress_percent": _percent(progress.get(achievement.pk), achievement.progress_target),
             }
@@ -161,27 +166,43 @@ def _percent(value: int | None, target: int | None) -> float | None:
     return round(min(100.0, 100.0 * value / target), 1)
 
 
-def comparison(a: Player, b: Player, game: Game) -> dict[str, Any]:
-    """Two players side by side in one game: each achievement with both unlock times."""
+def comparison(a: Player, b: Player, game: Game, *, viewer: Caller) -> dict[str, Any]:
+    """Two players side by side in one game, as `viewer` sees them: each achievement with
+    both unlock times; hidden ones masked unless the viewer may see them."""
     times = {
         (p, ach): at
         for p, ach, at in Unlock.objects.filter(player__in=[a, b], game=game).values_list(
             "player_id", "achievement_id", "unlocked_at"
         )
     }
+    achievements = list(game.achievements.all())
+    known = next((p for p in (a, b) if is_viewer(viewer, p)), None)
+    mine = None if known is None else [ach for p, ach in times if p == known.pk]
+    reveal = reveal_for(viewer, achievements, unlocked=mine)
     rows = []
-    for achievement in game.achievements.all():
+    for achievement in achievements:
         a_at, b_at = times.get((a.pk, achievement.pk)), times.get((b.pk, achievement.pk))
         rows.append(
             {
                 "achievement": achievement,
                 "a": a_at,
                 "b": b_at,
-                "masked": achievement.hidden and a_at is None and b_at is None,
+                "masked": reveal.masks(achievement),
             }
         )
     stats = {row.player_id: row for row in PlayerGameStats.objects.filter(game=game, player__in=[a, b])}
     return {"rows": rows, "a_stats": stats.get(a.pk), "b_stats": stats.get(b.pk)}
+
+
+def is_viewer(viewer: Caller, player: Player) -> bool:
+    return viewer.player is not None and viewer.player.pk == player.pk
+
+
+def shown_unlocks(viewer: Caller, owner: Player, *lists: list[Unlock]) -> list[list[dict[str, Any]]]:
+    """Lists of `owner`'s unlocks as `viewer` sees them: each as {"unlock", "masked"}, a
+    hidden achievement masked unless the viewer may see it. One query at most for all."""
+    reveal = reveal_unlocks(viewer, owner, [u for unlocks in lists for u in unlocks])
+    return [[{"unlock": u, "masked": reveal.masks(u.achievement)} for u in unlocks] for unlocks in lists]
 
 
 def latest_rare_unlocks(limit: int = 8) -> list[Unlock]:

@@ -6,7 +6,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from leaderboards.services import reindex_player_after_commit
-from tracker import crypto
 from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Friendship, Player
 
@@ -61,8 +60,6 @@ def friend_remove(*, player: Player, other: Player) -> None:
 def player_update_settings(*, player: Player, region: str, privacy: str, email: str) -> Player:
     """Change a player's region, privacy and email. A new region moves them between
     regional boards after commit."""
-    if email and Player.objects.filter(email_digest=crypto.digest(email)).exclude(pk=player.pk).exists():
-        raise Conflict("An account with that email exists.", fields={"email": ["Already registered."]})
     moved = player.region != region
     with transaction.atomic():
         player.region, player.privacy = region, privacy

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import json
 import textwrap
+from dataclasses import astuple, dataclass
 
+from django.core.cache import cache
+from django_redis.exceptions import ConnectionInterrupted
 from PIL import Image, ImageDraw, ImageFont
+from redis.exceptions import RedisError
 
 from achievements.models import Unlock
+from achievements.selectors import HIDDEN_NAME
 
+# Bump when the drawing changes: every cached card is then drawn afresh.
+DESIGN = 1
+# Cards are keyed by what they show, so this only bounds the memory a card no one asks for
+# keeps; a day covers the burst of fetches that follows a link being pasted somewhere.
+CARD_CACHE_SECONDS = 24 * 60 * 60
+# How long a browser (and, for a card that is the same for everyone, a shared cache) may
+# keep the image: a player who goes private or loses the unlock vanishes from them this soon.
+CARD_MAX_AGE = 600
+# A cache that does not answer costs a drawn card, not an error.
+CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 WIDTH, HEIGHT = 1200, 630
 BACKGROUND = (15, 18, 32)
 PANEL = (24, 28, 47)
@@ -27,25 +45,70 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def render_card(unlock: Unlock) -> bytes:
-    achievement = unlock.achievement
-    tier = achievement.rarity
-    colour = TIER_COLOURS.get(tier, MUTED)
+@dataclass(frozen=True)
+class CardText:
+    """Everything a card shows. The cached image is keyed by all of it, so a change to any
+    of it (a renamed player or game, a new unlock percentage, a mask) is a new image, never
+    a stale one; who may see the card at all is checked before the cache is asked."""
+
+    title: str
+    about: str
+    game: str
+    by: str
+    badge: str
+    tier: str
+
+    @classmethod
+    def of(cls, unlock: Unlock, *, masked: bool = False) -> CardText:
+        """`masked` (a hidden achievement the viewer may not see) leaves out its name and
+        description, as every other surface does (`achievements.selectors.Reveal`)."""
+        achievement = unlock.achievement
+        tier = achievement.rarity
+        return cls(
+            title=(HIDDEN_NAME if masked else achievement.name)[:40],
+            about="" if masked else achievement.description or "",
+            game=unlock.game.name,
+            by=f"by {unlock.player.username} · {unlock.unlocked_at:%B %-d, %Y}",
+            badge=f"{achievement.points} pts · {tier.upper()} · {achievement.unlock_percentage:.1f}% of players",
+            tier=tier,
+        )
+
+    def cache_key(self) -> str:
+        digest = hashlib.sha256(json.dumps([DESIGN, *astuple(self)]).encode()).hexdigest()
+        return f"share-card:{digest}"
+
+
+def card_png(unlock: Unlock, *, masked: bool = False) -> bytes:
+    """The card from the cache (Redis in production), drawn and kept on a miss. Drawing
+    costs ~100 ms of CPU; a cached card a Redis read. Without the cache it is drawn."""
+    text = CardText.of(unlock, masked=masked)
+    key = text.cache_key()
+    try:
+        png = cache.get(key)
+    except CACHE_ERRORS:
+        return draw_card(text)
+    if png is None:
+        png = draw_card(text)
+        with contextlib.suppress(*CACHE_ERRORS):
+            cache.set(key, png, CARD_CACHE_SECONDS)
+    return png
+
+
+def draw_card(text: CardText) -> bytes:
+    colour = TIER_COLOURS.get(text.tier, MUTED)
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     draw.rounded_rectangle((40, 40, WIDTH - 40, HEIGHT - 40), radius=32, fill=PANEL, outline=colour, width=6)
     draw.text((90, 85), "ACHIEVEMENT UNLOCKED", font=_font(34), fill=colour)
-    draw.text((90, 140), achievement.name[:40], font=_font(76), fill=INK)
-    description = textwrap.wrap(achievement.description or "", width=58)[:2]
-    for line_number, line in enumerate(description):
+    draw.text((90, 140), text.title, font=_font(76), fill=INK)
+    for line_number, line in enumerate(textwrap.wrap(text.about, width=58)[:2]):
         draw.text((90, 250 + line_number * 44), line, font=_font(36), fill=MUTED)
-    draw.text((90, 395), f"{unlock.game.name}", font=_font(40), fill=INK)
-    draw.text((90, 450), f"by {unlock.player.username} · {unlock.unlocked_at:%B %-d, %Y}", font=_font(34), fill=MUTED)
-    badge = f"{achievement.points} pts · {tier.upper()} · {achievement.unlock_percentage:.1f}% of players"
+    draw.text((90, 395), text.game, font=_font(40), fill=INK)
+    draw.text((90, 450), text.by, font=_font(34), fill=MUTED)
     badge_font = _font(32)
-    width = int(draw.textlength(badge, font=badge_font))
+    width = int(draw.textlength(text.badge, font=badge_font))
     draw.rounded_rectangle((90, 510, 90 + width + 40, 570), radius=28, fill=BACKGROUND)
-    draw.text((110, 520), badge, font=badge_font, fill=colour)
+    draw.text((110, 520), text.badge, font=badge_font, fill=colour)
     draw.text((WIDTH - 280, 85), "Questboard", font=_font(34), fill=MUTED)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)

@@ -14,12 +14,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from achievements.models import Unlock
+from achievements.selectors import reveal_for
 from leaderboards import selectors as boards
 from leaderboards.boards import Board
 from players import selectors, services
-from players.forms import FriendRequestForm, SettingsForm, SignupForm
-from players.sharecard import render_card
-from tracker.auth import Caller, Visibility, visibility
+from players.forms import ComparePickForm, FriendRequestForm, SettingsForm, SignupForm
+from players.sharecard import CARD_MAX_AGE, card_png
+from tracker.auth import EVERYONE, Caller, Visibility, visibility
 from tracker.errors import DomainError
 from tracker.models import Game, Player
 from tracker.services import player_register
@@ -63,11 +64,18 @@ def trend(player: Player, game: Game | None = None) -> dict[str, list[Any]]:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    top = boards.page(caller_of(request), Board.everywhere(), limit=10)
+    caller = caller_of(request)
+    top = boards.page(caller, Board.everywhere(), limit=10)
+    rare = selectors.latest_rare_unlocks()
+    reveal = reveal_for(caller, [u.achievement for u in rare])
     return render(
         request,
         "players/home.html",
-        {"games": Game.objects.all(), "top": top.rankings, "rare": selectors.latest_rare_unlocks()},
+        {
+            "games": Game.objects.all(),
+            "top": top.rankings,
+            "rare": [{"unlock": u, "masked": reveal.masks(u.achievement)} for u in rare],
+        },
     )
 
 
@@ -78,16 +86,18 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
         return private_page(request, private.player)
     board = selectors.dashboard(player)
     totals = selectors.totals(player)
+    rarest, recent = selectors.shown_unlocks(caller_of(request), player, selectors.rarest_unlocks(player), board.recent)
     return render(
         request,
         "players/profile.html",
         {
             "player": player,
             "board": board,
+            "recent": recent,
             "totals": totals,
             "global_rank": boards.rank_on(Board.everywhere(), player.pk),
             "games": selectors.game_stats(player),
-            "rarest": selectors.rarest_unlocks(player),
+            "rarest": rarest,
             "trend": trend(player),
             "is_me": request.user.is_authenticated and request.user.pk == player.pk,
         },
@@ -106,7 +116,7 @@ def player_game(request: HttpRequest, username: str, slug: str) -> HttpResponse:
         {
             "player": player,
             "game": game,
-            "rows": selectors.achievements_of(player, game),
+            "rows": selectors.achievements_of(player, game, viewer=caller_of(request)),
             "stats": selectors.game_stats(player, game=game).first(),
             "standing": boards.standing(Board.game(game.pk), player.pk),
         },
@@ -115,12 +125,14 @@ def player_game(request: HttpRequest, username: str, slug: str) -> HttpResponse:
 
 def game_page(request: HttpRequest, slug: str) -> HttpResponse:
     game = get_object_or_404(Game, slug=slug)
-    viewer = request.user if request.user.is_authenticated else None
-    unlocked = set()
-    if viewer is not None:
-        unlocked = set(Unlock.objects.filter(player=viewer, game=game).values_list("achievement_id", flat=True))
-    achievements = [{"achievement": a, "masked": a.hidden and a.pk not in unlocked} for a in game.achievements.all()]
-    top = boards.page(caller_of(request), Board.game(game.pk), limit=10, game_id=game.pk)
+    caller = caller_of(request)
+    unlocked: list[Any] = []
+    if caller.player is not None:
+        unlocked = list(Unlock.objects.filter(player=caller.player, game=game).values_list("achievement_id", flat=True))
+    listed = list(game.achievements.all())
+    reveal = reveal_for(caller, listed, unlocked=unlocked)
+    achievements = [{"achievement": a, "masked": reveal.masks(a)} for a in listed]
+    top = boards.page(caller, Board.game(game.pk), limit=10, game_id=game.pk)
     return render(
         request,
         "players/game.html",
@@ -131,12 +143,15 @@ def game_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     player = request.user
+    board = selectors.dashboard(player)
+    [recent] = selectors.shown_unlocks(caller_of(request), player, board.recent)
     return render(
         request,
         "players/dashboard.html",
         {
             "player": player,
-            "board": selectors.dashboard(player),
+            "board": board,
+            "recent": recent,
             "totals": selectors.totals(player),
             "global_rank": boards.rank_on(Board.everywhere(), player.pk),
             "games": selectors.game_stats(player),
@@ -210,35 +225,48 @@ def compare(request: HttpRequest, slug: str, first: str, second: str) -> HttpRes
         a, b = visible_player(request, first), visible_player(request, second)
     except PrivateProfile as private:
         return private_page(request, private.player)
-    return render(request, "players/compare.html", {"game": game, "a": a, "b": b, **selectors.comparison(a, b, game)})
+    compared = selectors.comparison(a, b, game, viewer=caller_of(request))
+    return render(request, "players/compare.html", {"game": game, "a": a, "b": b, **compared})
 
 
 def compare_pick(request: HttpRequest) -> HttpResponse:
-    """The friends page's compare form: redirect to the comparison it names."""
-    slug, first, second = (request.GET.get(k, "") for k in ("game", "a", "b"))
-    if not (slug and first and second):
+    """The friends page's compare form: redirect to the comparison it names. A slug or name
+    that no game or player could have (a slash, say) names no comparison: 404."""
+    form = ComparePickForm(request.GET)
+    if not form.is_valid():
         raise Http404("Pick a game and two players.")
-    return redirect("compare-page", slug=slug, first=first, second=second)
+    pick = form.cleaned_data
+    return redirect("compare-page", slug=pick["game"], first=pick["a"], second=pick["b"])
 
 
-def _shared_unlock(request: HttpRequest, unlock_id: int) -> Unlock:
+def _shared_unlock(request: HttpRequest, unlock_id: int) -> tuple[Unlock, bool]:
+    """The shared unlock, and whether its achievement is masked for this viewer. A share
+    link of a player the viewer may not see is a 404; one of a hidden achievement the
+    viewer may not see is shown masked (it is still the player's unlock to share)."""
     unlock = get_object_or_404(Unlock.objects.select_related("player", "achievement", "game"), pk=unlock_id)
-    if visibility(caller_of(request), unlock.player) is Visibility.NONE:
+    caller = caller_of(request)
+    if visibility(caller, unlock.player) is Visibility.NONE:
         raise Http404("No such shared achievement.")
-    return unlock
+    [[shown]] = selectors.shown_unlocks(caller, unlock.player, [unlock])
+    return unlock, shown["masked"]
 
 
 def share(request: HttpRequest, unlock_id: int) -> HttpResponse:
-    unlock = _shared_unlock(request, unlock_id)
+    unlock, masked = _shared_unlock(request, unlock_id)
     url = request.build_absolute_uri(reverse("share-page", args=[unlock.pk]))
     image = request.build_absolute_uri(reverse("share-card", args=[unlock.pk]))
-    return render(request, "players/share.html", {"unlock": unlock, "share_url": url, "image_url": image})
+    context = {"unlock": unlock, "masked": masked, "share_url": url, "image_url": image}
+    return render(request, "players/share.html", context)
 
 
 def share_card(request: HttpRequest, unlock_id: int) -> HttpResponse:
-    unlock = _shared_unlock(request, unlock_id)
-    response = HttpResponse(render_card(unlock), content_type="image/png")
-    response["Cache-Control"] = "public, max-age=3600"
+    unlock, masked = _shared_unlock(request, unlock_id)
+    response = HttpResponse(card_png(unlock, masked=masked), content_type="image/png")
+    # Shared caches may keep only a card that every viewer gets alike: a public player's
+    # unlock of an achievement that is not hidden.
+    anyone = reveal_for(EVERYONE, [unlock.achievement])
+    same_for_all = visibility(EVERYONE, unlock.player) is Visibility.ALL and not anyone.masks(unlock.achievement)
+    response["Cache-Control"] = f"{'public' if same_for_all else 'private'}, max-age={CARD_MAX_AGE}"
     return response
 
 

@@ -16,15 +16,15 @@ from rest_framework.views import APIView
 from stats.services import MAX_SESSION, record_play_session
 from tracker.auth import Caller, check_may_report_play
 from tracker.selectors import get_game, get_player
-from tracker.serializers import StrictSerializer, parsed_body
+from tracker.serializers import BoundedDateTimeField, StrictSerializer, parsed_body
 
 
 class SessionInput(StrictSerializer):
     player_id = serializers.UUIDField()
     game_id = serializers.CharField(required=False, max_length=64, help_text="Optional with a game key (its game).")
     session_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)
-    started_at = serializers.DateTimeField(required=False)
-    ended_at = serializers.DateTimeField(required=False)
+    started_at = BoundedDateTimeField(required=False)
+    ended_at = BoundedDateTimeField(required=False)
     duration_seconds = serializers.IntegerField(required=False, min_value=1, max_value=int(MAX_SESSION.total_seconds()))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

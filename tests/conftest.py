@@ -178,3 +178,14 @@ def meter(rank_index: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     from tests.costs import Meter
 
     return Meter(rank_index, monkeypatch)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Any) -> Iterator[Any]:
+    """A Redis server of the test's own on a free port, to stop or pause on purpose."""
+    from tests.servers import OwnRedis
+
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

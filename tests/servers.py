@@ -75,10 +75,23 @@ def server_environment() -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="tracker.settings",
         SECRET_KEY=settings.SECRET_KEY,
         JWT_SIGNING_KEY=settings.SIMPLE_JWT["SIGNING_KEY"],
+        HTTPS_ONLY="0",
         DB_CONN_MAX_AGE="0",  # no connection outlives a request: the test database is dropped at the end
         PYTHONUNBUFFERED="1",
     )
+    # The suite's generous budgets (tests/settings.py); a test of the limits passes others.
+    env.update({name: getattr(settings, name) for name in RATE_LIMIT_SETTINGS})
     return env
+
+
+RATE_LIMIT_SETTINGS = (
+    "RATE_LIMIT_PLAYER",
+    "RATE_LIMIT_GAME_KEY",
+    "RATE_LIMIT_ANONYMOUS",
+    "RATE_LIMIT_SIGN_IN",
+    "RATE_LIMIT_SIGN_IN_USERNAME",
+    "RATE_LIMIT_SIGN_UP",
+)
 
 
 def answers_http(server: Server) -> bool:
@@ -93,8 +106,15 @@ def daphne(port: int) -> list[str]:
     return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "tracker.asgi:application"]
 
 
-def gunicorn(port: int) -> list[str]:
-    return [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "tracker.wsgi:application"]
+def gunicorn(port: int, workers: int = 1) -> list[str]:
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "tracker.wsgi:application",
+    ]
 
 
 @contextmanager
@@ -144,3 +164,47 @@ def post_json(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+class OwnRedis:
+    """A Redis server of the test's own on a free port, to stop, restart or pause on
+    purpose (never the machine's). It keeps nothing on disk: a restart starts empty."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        log = (self.workdir / f"redis-{self.port}.log").open("ab")
+        self.process = subprocess.Popen(command, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server on port {self.port} did not start")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def pause(self, seconds: float) -> None:
+        """Make it unresponsive: it accepts connections and answers no command (not even an
+        unpause) until `seconds` have passed."""
+        import redis
+
+        redis.Redis(port=self.port).execute_command("CLIENT", "PAUSE", int(seconds * 1000), "ALL")

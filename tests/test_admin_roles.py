@@ -345,3 +345,18 @@ def test_a_community_manager_reads_the_moderation_log(manager: Player, game: Gam
 
     assert response.status_code == 200
     assert b"wallhack" in response.content
+
+
+def test_a_community_manager_never_sees_a_players_email_but_a_superuser_does(manager: Player, alice: Player) -> None:
+    page = f"/admin/tracker/player/{alice.pk}/change/"
+    admin_user = make_player("root")
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save(update_fields=["is_staff", "is_superuser"])
+
+    as_manager = logged_in(manager).get(page)
+    as_superuser = logged_in(admin_user).get(page)
+
+    assert as_manager.status_code == as_superuser.status_code == 200
+    assert "alice" in as_manager.content.decode()
+    assert "alice@example.com" not in as_manager.content.decode()
+    assert "alice@example.com" in as_superuser.content.decode()

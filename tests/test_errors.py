@@ -150,6 +150,7 @@ def test_an_api_request_that_gets_no_database_connection_is_a_json_503(
     assert_error(response, 503, "unavailable")
     assert int(response["Retry-After"]) > 0
     assert "no database connection for GET /api/v1/games/" in caplog.text
+    assert {record.request_id for record in caplog.records} == {response["X-Request-ID"]}
 
 
 def test_a_page_that_gets_no_database_connection_is_a_503_too(api: Api, pool_exhausted: None) -> None:

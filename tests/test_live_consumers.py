@@ -17,13 +17,12 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
@@ -37,30 +36,17 @@ from leaderboards.models import Season
 from leaderboards.services import close_season, hide_player
 from tests.conftest import achievement, make_player
 from tests.helpers import BATCH_URL, PROGRESS_URL, give, post, unlock
+from tests.sockets import WAIT, refusal, run, socket
 from tracker.asgi import application
 from tracker.models import Friendship, Game, Notification, Player, Privacy
 
-ORIGIN = b"http://testserver"
-WAIT = 5.0  # seconds an expected frame may take (Redis pub/sub is a network hop)
 QUIET = 0.3  # seconds of silence that count as "nothing was sent"
-UNAUTHORISED, NOT_FOUND = 4401, 4404
+UNAUTHORISED, FORBIDDEN, NOT_FOUND = 4401, 4403, 4404
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 # --- Driving sockets ------------------------------------------------------------------------
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run an async scenario from a sync test, in one event loop."""
-    async_to_sync(scenario)()
-
-
-def socket(path: str, *, cookie: str | None = None, origin: bytes = ORIGIN) -> WebsocketCommunicator:
-    headers = [(b"origin", origin), (b"host", b"testserver")]
-    if cookie:
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    return WebsocketCommunicator(application, path, headers=headers)
 
 
 @asynccontextmanager
@@ -76,16 +62,6 @@ async def stream(path: str, *, cookie: str | None = None) -> AsyncIterator[Webso
     finally:
         if not communicator.future.done():  # a receive that timed out has stopped the app
             await communicator.disconnect()
-
-
-async def refusal(path: str, *, cookie: str | None = None, origin: bytes = ORIGIN) -> int:
-    """Connect, expect a refusal, return its close code."""
-    communicator = socket(path, cookie=cookie, origin=origin)
-    connected, code = await communicator.connect(timeout=WAIT)
-    if connected:
-        await communicator.disconnect()
-    assert not connected, f"{path} was accepted"
-    return code
 
 
 def _ours(frame: dict[str, Any], about: set[str] | None) -> bool:
@@ -238,7 +214,8 @@ def test_a_socket_from_a_foreign_site_is_refused_even_with_a_valid_session(alice
     cookie = session_of(alice)
 
     async def scenario() -> None:
-        await refusal("/ws/me/", cookie=cookie, origin=b"http://evil.example")
+        assert await refusal("/ws/me/", cookie=cookie, origin=b"http://evil.example") == FORBIDDEN
+        assert await refusal("/ws/me/", cookie=cookie, origin=b"http://[") == FORBIDDEN  # malformed
 
     run(scenario)
 
@@ -247,11 +224,7 @@ def test_a_cookie_socket_without_an_origin_header_is_refused(alice: Player) -> N
     cookie = session_of(alice)
 
     async def scenario() -> None:
-        communicator = WebsocketCommunicator(
-            application, "/ws/me/", headers=[(b"host", b"testserver"), (b"cookie", f"sessionid={cookie}".encode())]
-        )
-        connected, _ = await communicator.connect(timeout=WAIT)
-        assert not connected
+        assert await refusal("/ws/me/", cookie=cookie, origin=None) == FORBIDDEN
 
     run(scenario)
 
@@ -292,8 +265,8 @@ def test_another_players_stream_is_never_open(privacy: str, alice: Player) -> No
     token, cookie = access(alice), session_of(alice)
 
     async def scenario() -> None:
-        assert await refusal(f"/ws/players/{other.pk}/?token={token}") == UNAUTHORISED
-        assert await refusal(f"/ws/players/{other.pk}/", cookie=cookie) == UNAUTHORISED
+        assert await refusal(f"/ws/players/{other.pk}/?token={token}") == FORBIDDEN
+        assert await refusal(f"/ws/players/{other.pk}/", cookie=cookie) == FORBIDDEN
         assert await refusal(f"/ws/players/{other.pk}/") == UNAUTHORISED
 
     run(scenario)
@@ -536,10 +509,10 @@ def test_a_non_public_players_name_is_masked_on_watched_boards(
             await server_unlocks(game_key, hidden, game, "ACE_PILOT")
             [event] = await frames(board, 1)
             assert event["data"]["username"] == "Anonymous player"
-            assert event["data"]["player_id"] == str(hidden.pk)
-            [event] = await frames(regional, 1, about={str(hidden.pk), str(bob.pk)})
+            assert event["data"]["player_id"] is None  # not identifiable by id either
+            [event] = await frames(regional, 1, about={None, str(bob.pk)})
             assert event["data"]["username"] == "Anonymous player"
-            assert "dana" not in json.dumps(event)
+            assert "dana" not in json.dumps(event) and str(hidden.pk) not in json.dumps(event)
             # Being passed by a stranger is no rival alert.
             await silence(bobs)
 
@@ -665,8 +638,8 @@ def test_season_watchers_see_its_board_move_and_its_close(
                 2,
             )
             assert data["top"] == [
-                {"rank": 1, "player_id": str(alice.pk), "points": 25},
-                {"rank": 2, "player_id": str(bob.pk), "points": 10},
+                {"rank": 1, "player_id": str(alice.pk), "username": "alice", "points": 25},
+                {"rank": 2, "player_id": str(bob.pk), "username": "bob", "points": 10},
             ]
             assert before <= datetime.fromisoformat(data["closed_at"]) <= timezone.now()
             await silence(other)

@@ -1,6 +1,6 @@
-"""Settings that must fail loudly: with DEBUG off the app will not start on the public
-embedded secret key, from which player tokens' signing key and the email encryption key
-derive."""
+"""Settings that must fail loudly, and production defaults that hold: with DEBUG off the app
+will not start on the public embedded secret key (from which player tokens' signing key and
+the email encryption key derive), and Django's deployment checks find nothing to warn of."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start(**environment: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG")}
+def start(*flags: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "HTTPS_ONLY")}
     env.update(DJANGO_SETTINGS_MODULE="tracker.settings", **environment)
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", "check", *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -32,3 +32,9 @@ def test_with_debug_off_and_a_secret_key_it_starts() -> None:
 
 def test_the_laptop_default_runs_on_the_embedded_key_with_debug_on() -> None:
     assert start(DEBUG="1").returncode == 0
+
+
+def test_the_production_defaults_pass_every_deployment_check() -> None:
+    checked = start("--deploy", "--fail-level", "WARNING", SECRET_KEY="k" * 40 + "a-long-random-production-secret")
+    assert checked.returncode == 0, checked.stderr
+    assert "no issues" in checked.stdout

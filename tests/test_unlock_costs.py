@@ -3,7 +3,8 @@
 With the catalogue warm, a game server's unlock is one SQL statement (the unlock, the
 counters, season points and the outbox row together) and one Redis call (the index update
 and the new rank); a batch of 100 is the same. Relaying happens elsewhere (the relay
-process), so none of it is in the request.
+process), so none of it is in the request. The rate limit adds one more Redis round trip
+(one EVALSHA on the limiter's own client, tracker/ratelimits.py), pinned as `cost.limiter`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def relayed_elsewhere(settings: Any) -> None:
     settings.OUTBOX_RELAY = "process"
 
 
-def test_a_single_unlock_is_one_statement_and_one_redis_call(
+def test_a_single_unlock_is_one_statement_one_redis_call_and_one_rate_limit_charge(
     api: Api, meter: Meter, alice: Player, bob: Player, game: Game, game_key: str
 ) -> None:
     client = api.as_key(game_key)
@@ -37,7 +38,7 @@ def test_a_single_unlock_is_one_statement_and_one_redis_call(
     with meter.measure() as cost:
         response = unlock(client, alice, first_flight)
     assert response.status_code == 201
-    assert (cost.sql, cost.redis) == (1, 1)
+    assert (cost.sql, cost.redis, cost.limiter) == (1, 1, 1)
     # ...and that one statement did all of it: the row, the counters, the outbox, the rank.
     assert Unlock.objects.filter(player=alice).count() == 1
     assert OutboxEvent.objects.filter(kind="unlocks").count() == 2
@@ -45,7 +46,7 @@ def test_a_single_unlock_is_one_statement_and_one_redis_call(
     assert index.redis_store().standing(Board.game(game.pk), str(alice.pk)).points == 10
 
 
-def test_unlocking_again_is_one_statement_and_one_redis_call(
+def test_unlocking_again_is_one_statement_one_redis_call_and_one_rate_limit_charge(
     api: Api, meter: Meter, alice: Player, game: Game, game_key: str
 ) -> None:
     client, first_flight = api.as_key(game_key), achievement(game, "FIRST_FLIGHT")
@@ -53,10 +54,12 @@ def test_unlocking_again_is_one_statement_and_one_redis_call(
     with meter.measure() as cost:
         response = unlock(client, alice, first_flight)
     assert (response.status_code, response.json()["new_rank"]) == (200, 1)
-    assert (cost.sql, cost.redis) == (1, 1)
+    assert (cost.sql, cost.redis, cost.limiter) == (1, 1, 1)
 
 
-def test_a_batch_of_100_is_one_statement_and_one_redis_call(api: Api, meter: Meter, game: Game, game_key: str) -> None:
+def test_a_batch_of_100_is_one_statement_one_redis_call_and_one_rate_limit_charge(
+    api: Api, meter: Meter, game: Game, game_key: str
+) -> None:
     players = [make_player(f"batch{i:03d}") for i in range(25)]
     names = ["FIRST_FLIGHT", "ACE_PILOT", "SECRET_ENDING", "KILL_100"]
     items = [{"player_id": str(p.pk), "achievement": name} for p in players for name in names]
@@ -66,4 +69,4 @@ def test_a_batch_of_100_is_one_statement_and_one_redis_call(api: Api, meter: Met
         response = post(client, BATCH_URL, {"unlocks": items[1:] + items[:1]})
     assert response.status_code == 200
     assert (response.json()["created"], response.json()["already_unlocked"]) == (99, 1)
-    assert (cost.sql, cost.redis) == (1, 1)
+    assert (cost.sql, cost.redis, cost.limiter) == (1, 1, 1)

@@ -4,10 +4,12 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.http import HttpRequest
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from tracker.models import Friendship, Game, GameKey, Player
+from tracker.services import player_deactivate, player_password_set
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -23,6 +25,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class PlayerPasswordForm(AdminPasswordChangeForm):
+    """The admin's "set password" form, through the service that ends every session."""
+
+    def save(self, commit: bool = True) -> Player:
+        usable = self.cleaned_data["set_usable_password"]
+        player_password_set(player=self.user, password=self.cleaned_data["password1"] if usable else None)
+        return self.user
+
+
 @admin.register(Player)
 class PlayerAdmin(UserAdmin):
     list_display = ("username", "region", "privacy", "is_staff", "created", "last_login")
@@ -36,9 +47,25 @@ class PlayerAdmin(UserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
 
+    change_password_form = PlayerPasswordForm
+
+    def get_fieldsets(self, request: HttpRequest, obj: Player | None = None) -> Any:
+        """A player's email is personal data: superusers see it; community managers, who
+        moderate by name, do not."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "email"]}) for name, options in fieldsets
+        ]
+
     def save_model(self, request: HttpRequest, obj: Player, form: Any, change: bool) -> None:
         obj.set_email(obj.email or "")
         super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # Saved above with the rest of the form; the service ends what the flag alone
+            # cannot: the session generation, and the player's open sockets.
+            player_deactivate(player=obj)
 
 
 @admin.register(Game)
@@ -50,7 +77,7 @@ class GameAdmin(admin.ModelAdmin):
 
 @admin.register(GameKey)
 class GameKeyAdmin(APIKeyModelAdmin):
-    list_display = (*APIKeyModelAdmin.list_display, "game")
+    list_display = (*APIKeyModelAdmin.list_display, "game", "requests_per_minute")
     list_filter = (*APIKeyModelAdmin.list_filter, "game")
 
 

@@ -1,21 +1,25 @@
-"""Core endpoints: player registration and the list of games."""
+"""Core endpoints: player registration, logging out, and the list of games."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tracker.auth import Caller
+from tracker.errors import Forbidden, Invalid
 from tracker.models import Game
+from tracker.ratelimits import SignUpRateThrottle
 from tracker.regions import Region
 from tracker.serializers import StrictSerializer, parsed_body
-from tracker.services import player_register
+from tracker.services import player_register, player_sessions_end, player_token_end
 
 
 class PlayerRegisterApi(APIView):
     authentication_classes: list = []
+    throttle_classes = [SignUpRateThrottle]
 
     class InputSerializer(StrictSerializer):
         username = serializers.RegexField(r"^[A-Za-z0-9_.-]{3,30}$", max_length=30)
@@ -56,3 +60,51 @@ class GameListApi(APIView):
     @extend_schema(responses={200: OutputSerializer}, summary="List games", tags=["games"])
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer({"games": Game.objects.all()}).data)
+
+
+class LogoutApi(APIView):
+    """Log one device out by its refresh token (`{"refresh": "..."}`: the token is
+    credential enough), or every device signed in with tokens (`{"all": true}`, with the
+    player's access token as Bearer). Browser sessions are not touched. 204 either way, and
+    again on a retry. See docs/api.md, "Logging out"."""
+
+    class InputSerializer(StrictSerializer):
+        refresh = serializers.CharField(
+            required=False, max_length=4096, help_text="The refresh token of the device to log out."
+        )
+        all = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="End every token of the player (needs the player's access token as Bearer).",
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            204: OpenApiResponse(description="Logged out; repeating it is harmless."),
+            400: OpenApiResponse(description="Neither or both of `refresh` and `all`, or not a refresh token."),
+            401: OpenApiResponse(description="No credentials, or `all` without a current access token."),
+            403: OpenApiResponse(description="A game key, or another player's refresh token."),
+        },
+        summary="Log out one device, or every device",
+        tags=["auth"],
+        auth=[{"jwtAuth": []}, {}],
+    )
+    def post(self, request: Request) -> Response:
+        caller = Caller.of(request)  # a bad or revoked Bearer token is a 401 here
+        if caller.game_key is not None:
+            raise Forbidden("This endpoint is for players.")
+        data = parsed_body(self.InputSerializer, request)
+        if data["all"] and data.get("refresh"):
+            raise Invalid('Send either "refresh" or "all": true, not both.')
+        if data["all"]:
+            if caller.player is None:
+                raise exceptions.NotAuthenticated("Send the player's access token to log out every device.")
+            player_sessions_end(player=caller.player)
+        elif data.get("refresh"):
+            player_token_end(refresh=data["refresh"], player=caller.player)
+        elif caller.player is None:
+            raise exceptions.NotAuthenticated("Send the refresh token to end, or the player's access token.")
+        else:
+            raise Invalid('Send "refresh": the token to end, or "all": true.')
+        return Response(status=status.HTTP_204_NO_CONTENT)

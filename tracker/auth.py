@@ -7,9 +7,10 @@ Two kinds of caller reach the API: game servers with a per-game API key
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
@@ -36,7 +37,9 @@ class GameKeyAuthentication(BaseAuthentication):
             return None
         key = key.strip()
         prefix, dot, _ = key.partition(".")
-        if not dot:
+        # Prefixes are letters and digits (rest_framework_api_key); anything else, a NUL
+        # included, never reaches the database.
+        if not dot or not (prefix.isascii() and prefix.isalnum()):
             raise exceptions.AuthenticationFailed("Malformed API key.")
         game_key = _usable_keys.get(
             prefix, lambda: GameKey.objects.get_usable_keys().select_related("game").filter(prefix=prefix).first()
@@ -73,6 +76,11 @@ class Caller:
     @property
     def is_anonymous(self) -> bool:
         return self.player is None and self.game_key is None
+
+
+# Whoever may be listening: the viewer of a public stream (a board's or a season's socket),
+# where anyone, anonymous included, may be watching. Such payloads are built for it.
+EVERYONE = Caller()
 
 
 def require_caller(caller: Caller) -> None:
@@ -204,3 +212,53 @@ def names_visible_to(
             known = {str(f) for f in (friend_ids(caller.player) if friends is None else friends)}
             visible |= {pid for pid in friends_only if str(pid) in known}
     return visible
+
+
+# --- Who is identifiable on a board -------------------------------------------------------
+
+ANONYMOUS_NAME = "Anonymous player"
+
+
+def masked_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A board row whose player may not be named to the viewer: it keeps its place (rank,
+    points and whatever else ranks it) but says nothing that tells who it is. The name
+    becomes ANONYMOUS_NAME and the id, the one stable value that would let a viewer follow
+    the player from board to board (and to their profile), becomes None."""
+    return {**row, "player_id": None, "username": ANONYMOUS_NAME}
+
+
+def rows_for(
+    caller: Caller,
+    rows: Iterable[Mapping[str, Any]],
+    privacy: Mapping[Any, str],
+    *,
+    game_id: object = None,
+    friends: Collection[object] | None = None,
+) -> list[dict[str, Any]]:
+    """Board rows as this caller may see them: the one place boards, standings windows,
+    friends boards and live board events decide who is identifiable.
+
+    A player whose name this caller may not see (`names_visible_to`, on a board of
+    `game_id`; None: the global board) is not identifiable by id either: their row is
+    `masked_row`. `rows` are dicts with at least "player_id" and "username"; `privacy` maps
+    each listed player id, as the rows give it, to their privacy setting (a player missing
+    from it is unknown, so masked). `friends` as for `names_visible_to`. Adds no query
+    beyond what `names_visible_to` may need, however many rows."""
+    rows = list(rows)
+    listed = {row["player_id"] for row in rows}
+    visible = names_visible_to(
+        caller, [(pid, privacy[pid]) for pid in listed if pid in privacy], game_id=game_id, friends=friends
+    )
+    return [dict(row) if row["player_id"] in visible else masked_row(row) for row in rows]
+
+
+def may_name(
+    caller: Caller,
+    player_id: object,
+    privacy: str,
+    *,
+    game_id: object = None,
+    friends: Collection[object] | None = None,
+) -> bool:
+    """May this caller be told who this one player is (`names_visible_to`, for one)?"""
+    return bool(names_visible_to(caller, [(player_id, privacy)], game_id=game_id, friends=friends))

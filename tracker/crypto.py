@@ -16,12 +16,24 @@ from django.conf import settings
 from django.db import models
 
 
-@cache
+def _derived_key(secret: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(("field-encryption:" + secret).encode()).digest()).decode()
+
+
+def _keys() -> tuple[str, ...]:
+    """Newest first: FIELD_ENCRYPTION_KEYS, then the keys derived from SECRET_KEY and its
+    fallbacks, so values written before a rotation still read until `rotate_email_key`
+    has rewritten them under the first key."""
+    secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return (*settings.FIELD_ENCRYPTION_KEYS, *(_derived_key(secret) for secret in secrets))
+
+
 def _fernet() -> MultiFernet:
-    keys = list(settings.FIELD_ENCRYPTION_KEYS)
-    if not keys:
-        derived = hashlib.sha256(("field-encryption:" + settings.SECRET_KEY).encode()).digest()
-        keys = [base64.urlsafe_b64encode(derived).decode()]
+    return _fernet_of(_keys())
+
+
+@cache
+def _fernet_of(keys: tuple[str, ...]) -> MultiFernet:
     return MultiFernet([Fernet(key) for key in keys])
 
 

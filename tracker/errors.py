@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from tracker.logs import current_request_id
 
 
 class DomainError(Exception):
@@ -98,7 +101,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
         body = error_body(exc.status_code, "invalid", _first_message(detail), fields)
     else:
-        code = detail.code if hasattr(detail, "code") else getattr(exc, "default_code", "error")
+        if isinstance(detail, dict) and "code" in detail:
+            code = detail["code"]  # simplejwt's reason: token_not_valid, password_changed, sessions_ended, …
+        else:
+            code = detail.code if hasattr(detail, "code") else getattr(exc, "default_code", "error")
         body = error_body(exc.status_code, str(code), _first_message(detail))
     return Response(body, status=exc.status_code, headers=headers)
 
@@ -140,6 +146,25 @@ def busy_response(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
     return response
+
+
+def bad_request_response(
+    request: HttpRequest, message: str, fields: dict[str, list[str]] | None = None
+) -> HttpResponse:
+    """400 for a request refused before any view saw it: the one error shape under /api/,
+    Django's plain 400 page elsewhere."""
+    if _wants_json(request):
+        return JsonResponse(error_body(400, "invalid", message, fields), status=400)
+    return defaults.bad_request(request, SuspiciousOperation(message))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500. The message names the request id (also in the X-Request-ID header) so a
+    caller can quote it, and an operator find the logged traceback by it."""
+    if _wants_json(request):
+        message = f"Internal server error (request id {current_request_id()})."
+        return JsonResponse(error_body(500, "server_error", message), status=500)
+    return defaults.server_error(request)
 
 
 def json_or_default(status_code: int, code: str, message: str, default: Any) -> Any:

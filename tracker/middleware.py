@@ -1,39 +1,88 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
 
-from tracker.errors import busy_response, is_pool_exhausted
+from tracker.errors import bad_request_response, busy_response, is_pool_exhausted
+from tracker.logs import accepted_request_id, request_id_bound
 
 log = logging.getLogger("questboard.requests")
 busy = logging.getLogger("questboard.database")
 
 
 class RequestLogMiddleware:
-    """Log every request: time, method, endpoint, status and duration."""
+    """Log every request in one line: time, method, endpoint, status and duration; and give
+    it a request id.
+
+    The id is the client's `X-Request-ID` when that is a sane one (`tracker.logs`), else a
+    new one. It is on every record logged while the request is served (tracebacks
+    included) and in the `X-Request-ID` header of every response, errors too: this is the
+    outermost middleware, and Django turns whatever the layers inside raise into a response
+    before it gets here. The formatter (`tracker.logs.SafeFormatter`) escapes what the
+    client chose (the path, the method), so no request can write a line of its own.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        response = self.get_response(request)
-        duration_ms = (time.perf_counter() - started) * 1000
-        match = getattr(request, "resolver_match", None)
-        endpoint = match.route if match else request.path
-        log.info(
-            "%s %s %s %d %.1fms",
-            request.method,
-            request.path,
-            endpoint,
-            response.status_code,
-            duration_ms,
-            extra={"endpoint": endpoint, "status": response.status_code, "duration_ms": duration_ms},
-        )
+        request_id = accepted_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        with request_id_bound(request_id):
+            response = self.get_response(request)
+            duration_ms = (time.perf_counter() - started) * 1000
+            match = getattr(request, "resolver_match", None)
+            endpoint = match.route if match else request.path
+            log.info(
+                "%s %s %s %d %.1fms",
+                request.method,
+                request.path,
+                endpoint,
+                response.status_code,
+                duration_ms,
+                extra={"endpoint": endpoint, "status": response.status_code, "duration_ms": duration_ms},
+            )
+            # Django logs an error response (django.request) only after the last middleware
+            # has returned, where the id is no longer bound; logged here, it carries the id,
+            # and Django skips it as already logged. (Exceptions were logged inside already.)
+            if response.status_code >= 400:
+                log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+        response["X-Request-ID"] = request_id
         return response
+
+
+# Control characters (C0, DEL, C1): no name or parameter of ours holds one, PostgreSQL
+# refuses NUL in text, and CR/LF are how log lines and headers are forged.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class ControlCharacterMiddleware:
+    """Answer 400 to a URL whose path or query string holds a control character.
+
+    Refused here, once, before any view or lookup sees the value: a `%00` in a username,
+    slug or id would otherwise reach PostgreSQL, which raises on NUL (a 500).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _CONTROL.search(request.path):
+            return bad_request_response(request, "The URL path holds a control character.")
+        if request.META.get("QUERY_STRING"):
+            fields = {
+                key: ["Control characters are not allowed."]
+                for key, values in request.GET.lists()
+                if _CONTROL.search(key) or any(_CONTROL.search(value) for value in values)
+            }
+            if fields:
+                return bad_request_response(request, "The query string holds a control character.", fields)
+        return self.get_response(request)
 
 
 class DatabaseBusyMiddleware:

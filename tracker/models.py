@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from rest_framework_api_key.models import AbstractAPIKey
@@ -20,34 +21,34 @@ class Privacy(models.TextChoices):
 
 
 class PlayerManager(UserManager):
-    def get_by_email(self, email: str) -> Player:
-        return self.get(email_digest=crypto.digest(email))
+    def with_email(self, email: str) -> models.QuerySet[Player]:
+        """Players with this email (it is not unique: docs/players.md, "Sign-up")."""
+        return self.filter(email_digest=crypto.digest(email))
 
 
 class Player(AbstractUser):
     """A person with one profile across every game. Also the Django user model."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # Encrypted at rest; `email_digest` keeps it unique and findable.
+    # Encrypted at rest; `email_digest` keeps it findable. Not unique, as in Django's own
+    # user model: sign-up must not tell a stranger which addresses have an account.
     email = crypto.EncryptedTextField(blank=True, default="")
-    email_digest = models.CharField(max_length=64, blank=True, default="", editable=False)
+    email_digest = models.CharField(max_length=64, blank=True, default="", editable=False, db_index=True)
     region = models.CharField(max_length=8, choices=Region.choices, blank=True, default="")
     privacy = models.CharField(max_length=8, choices=Privacy.choices, default=Privacy.PUBLIC)
     # Set by moderation (leaderboards.services.hide_player): off every board, unlocks kept.
     boards_hidden = models.BooleanField(default=False, editable=False)
+    # Every player token carries the generation it was issued in; ending every session
+    # (tracker.services.player_sessions_end, deactivation) moves it on, so all of them stop
+    # working at once (tracker.auth.check_token_current). The database default keeps the
+    # set-based loaders that insert players by hand (bench/load.py) working.
+    session_generation = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
     objects = PlayerManager()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["email_digest"],
-                condition=~models.Q(email_digest=""),
-                name="player_email_unique",
-            ),
-            models.UniqueConstraint(Lower("username"), name="player_username_ci_unique"),
-        ]
+        constraints = [models.UniqueConstraint(Lower("username"), name="player_username_ci_unique")]
 
     def __str__(self) -> str:
         return self.username
@@ -81,6 +82,13 @@ class GameKey(AbstractAPIKey):
     """A game server's API key. Only a SHA-512 hash of the key is stored."""
 
     game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="keys")
+    # Blank: RATE_LIMIT_GAME_KEY. A studio whose fleet needs more gets its own (tracker/ratelimits.py).
+    requests_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Requests per minute this key may make; blank for the default (RATE_LIMIT_GAME_KEY, docs/rate-limits.md).",
+    )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "game API key"

@@ -3,6 +3,10 @@
 Every event leaves through `broadcast`, after the transaction that caused it committed
 (`broadcast_on_commit`), as ``{"type": <event>, "data": {...}}`` on the socket. Group names
 come only from the functions here.
+
+Sockets are refused, and closed, with the close codes below, always after the handshake
+was accepted: a refused handshake reaches a browser as a bare 1006 it cannot tell from a
+network drop, so it would retry forever (docs/live.md, "Close codes").
 """
 
 from __future__ import annotations
@@ -11,22 +15,35 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterable
+from importlib import import_module
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlparse
 
 from asgiref.sync import async_to_sync
-from channels.auth import AuthMiddlewareStack
+from channels.auth import AuthMiddlewareStack, get_user
 from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import TokenError
+
+from tracker import tokens
 
 log = logging.getLogger("questboard.realtime")
 
 Message = tuple[str, str, dict[str, Any]]  # (group, event type, data)
+
+# Close codes (docs/live.md): 4xxx mirrors the HTTP status of the same refusal. A client
+# must not retry these with the same credentials; anything else (1006 a dropped
+# connection, 1011 a server error, 1012 a restart) is worth a reconnect with backoff.
+UNAUTHENTICATED = 4401  # no session, a bad, expired or revoked token, a session that ended
+FORBIDDEN = 4403  # another player's stream; a cookie socket from a foreign page
+NOT_FOUND = 4404  # no such game, season or region
 
 
 def player_group(player_id: Any) -> str:
@@ -49,19 +66,26 @@ def broadcast(messages: Iterable[Message], *, strict: bool = False) -> None:
     committed. `strict` (the outbox relay) raises the first failure instead, so the
     events stay pending and are sent again when the channel layer is back.
     """
+    _send(
+        [(group, {"type": "event.forward", "event": event, "data": data}) for group, event, data in messages],
+        strict=strict,
+    )
+
+
+def _send(messages: list[tuple[str, dict[str, Any]]], *, strict: bool) -> None:
+    """group_send each (group, channel layer message), in one trip into the event loop."""
     layer = get_channel_layer()
-    messages = list(messages)
     if layer is None or not messages:
         return
 
     async def send_all() -> None:
-        for group, event, data in messages:
+        for group, message in messages:
             try:
-                await layer.group_send(group, {"type": "event.forward", "event": event, "data": data})
+                await layer.group_send(group, message)
             except Exception:
                 if strict:
                     raise
-                log.warning("could not send %s to %s", event, group, exc_info=True)
+                log.warning("could not send %s to %s", message.get("event", message["type"]), group, exc_info=True)
 
     try:
         if _own_loop is not None:
@@ -94,34 +118,43 @@ def broadcast_on_commit(messages: list[Message]) -> None:
         transaction.on_commit(lambda: broadcast(messages), robust=True)
 
 
+def relay_session_checks(events: list[dict[str, Any]]) -> None:
+    """Outbox handler of "sessions" (recorded by tracker.services whenever a player's access
+    is revoked: password set, deactivated, every session ended). Tells every socket of each
+    player to check its credentials again; those that no longer hold close with 4401.
+    Raises when the channel layer is away, so the check stays pending: sockets must not
+    outlive the access that opened them. A repeat is harmless: a check changes nothing."""
+    players = sorted({event["player"] for event in events})
+    _send([(player_group(player), {"type": "session.check"}) for player in players], strict=True)
+
+
 # --- Authentication of sockets ------------------------------------------------------------
-
-
-@database_sync_to_async
-def _user_from_token(raw: str) -> Any:
-    auth = JWTAuthentication()
-    return auth.get_user(auth.get_validated_token(raw))
 
 
 def _token_of(scope: dict[str, Any]) -> str:
     return parse_qs(scope.get("query_string", b"").decode()).get("token", [""])[0]
 
 
+@database_sync_to_async
+def _token_player(raw: str) -> tuple[Any, Any]:
+    """(player, validated access token), or (AnonymousUser, None) when the token is bad,
+    expired or no longer current (tracker.tokens)."""
+    try:
+        return tokens.access_token_player(raw)
+    except (AuthenticationFailed, TokenError):
+        return AnonymousUser(), None
+
+
 class JwtQueryAuthMiddleware(BaseMiddleware):
     """Game clients pass their access token as ``?token=<access>`` (a browser's WebSocket
     cannot set headers); browsers are already known by their session cookie. With a token
     the cookie is ignored: a bad token leaves the connection anonymous, so private streams
-    refuse it."""
+    refuse it. ``scope["token"]`` keeps the validated token (its expiry closes the socket)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        token = _token_of(scope)
-        if token:
-            try:
-                scope["user"] = await _user_from_token(token)
-            except (InvalidToken, TokenError, Exception):
-                from django.contrib.auth.models import AnonymousUser
-
-                scope["user"] = AnonymousUser()
+        raw = _token_of(scope)
+        if raw:
+            scope["user"], scope["token"] = await _token_player(raw)
         return await super().__call__(scope, receive, send)
 
 
@@ -129,17 +162,54 @@ def socket_auth(inner: Any) -> Any:
     return AuthMiddlewareStack(JwtQueryAuthMiddleware(inner))
 
 
+async def still_signed_in(scope: dict[str, Any], player_id: Any) -> bool:
+    """Whether the credentials a socket opened with still let `player_id` in, read afresh:
+    its token (still current: tracker.tokens) or its session (still in the session store,
+    for an active player, under their present password)."""
+    raw = _token_of(scope)
+    if raw:
+        user, _ = await _token_player(raw)
+    else:
+        session = scope.get("session")
+        if session is None or not session.session_key:
+            return False
+        fresh = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
+        user = await get_user({"session": fresh})
+    return bool(user.is_authenticated and str(user.pk) == str(player_id))
+
+
+class ForeignOriginRefusal(AsyncWebsocketConsumer):
+    """Accepts the handshake, then closes with 4403: the close code reaches the page, where
+    a refused handshake (channels' own origin check) reaches it only as a bare 1006."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=FORBIDDEN)
+
+
+def _from_our_pages(validator: Any, scope: dict[str, Any]) -> bool:
+    origin = next((value for name, value in scope.get("headers", []) if name == b"origin"), None)
+    try:
+        return bool(validator.valid_origin(urlparse(origin.decode("latin1")) if origin else None))
+    except ValueError:  # a malformed Origin ("http://[", a port out of range) is no page of ours
+        return False
+
+
 class OriginCheckForCookies:
     """The origin check, for the sockets that need it. A browser attaches its session
     cookie to a socket any site opens, so a cookie-authenticated socket must come from one
-    of our own pages. A socket with ``?token=`` is authenticated by that token alone (the
-    cookie is then ignored, see JwtQueryAuthMiddleware), which a foreign page does not
-    have: game clients, which send no Origin header, connect that way."""
+    of our own pages (an ``Origin`` naming an ``ALLOWED_HOSTS`` host); any other is closed
+    with 4403. A socket with ``?token=`` is authenticated by that token alone (the cookie is
+    then ignored, see JwtQueryAuthMiddleware), which a foreign page does not have: game
+    clients, which send no Origin header, connect that way."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.checked = AllowedHostsOriginValidator(inner)
+        # channels' validator, for its matching rules only: it refuses the handshake itself.
+        self.origins = AllowedHostsOriginValidator(inner)
+        self.refuse = ForeignOriginRefusal.as_asgi()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        app = self.inner if _token_of(scope) else self.checked
-        return await app(scope, receive, send)
+        if _token_of(scope) or _from_our_pages(self.origins, scope):
+            return await self.inner(scope, receive, send)
+        return await self.refuse(scope, receive, send)

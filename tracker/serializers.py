@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 
 from rest_framework import serializers
+
+# Every date and time the API accepts lies in [EARLIEST, LATEST) (docs/api.md, "Errors").
+# Wide enough for any real unlock, session or history query (Steam's unlock times count
+# from the Unix epoch), narrow enough that adding a day or a session length, or moving to
+# another offset, never leaves the calendar Python and PostgreSQL share (years 1-9999).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def within_supported_range(value: date | datetime) -> None:
+    """The validator of every date input: `value` must lie in [EARLIEST, LATEST)."""
+    moment = value if isinstance(value, datetime) else datetime.combine(value, time.min, tzinfo=UTC)
+    if not EARLIEST <= moment < LATEST:
+        last_day = (LATEST - timedelta(days=1)).date()
+        raise serializers.ValidationError(f"Must be between {EARLIEST.date()} and {last_day} (UTC).")
+
+
+class BoundedDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time input within the supported range."""
+
+    default_validators = [within_supported_range]
+
+
+class BoundedDateField(serializers.DateField):
+    """An ISO 8601 date input within the supported range."""
+
+    default_validators = [within_supported_range]
 
 
 class StrictSerializer(serializers.Serializer):

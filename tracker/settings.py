@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from limits import parse as parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,26 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "questboard-embedded-development-key-change-me-in-production"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+
+# --- Transport security (README, "Operating it") ------------------------------------------
+# Production is served over HTTPS only: plain HTTP is redirected (except the health checks a
+# load balancer makes), cookies are sent over HTTPS only, and browsers are told with HSTS to
+# come back over HTTPS for HSTS_SECONDS. On by default with DEBUG off; HTTPS_ONLY=0 is for
+# a server that plain HTTP must reach (the test suite's and the benchmark's own servers).
+HTTPS_ONLY = envbool("HTTPS_ONLY", str(not DEBUG))
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31_536_000) if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", "True")
+SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", "True")
+# Behind a proxy that terminates TLS: the header it sets on requests that came over HTTPS,
+# e.g. "X-Forwarded-Proto" (the value it must carry is "https"). Only when that proxy
+# strips the header from what clients send.
+if os.getenv("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + os.environ["SECURE_PROXY_SSL_HEADER"].upper().replace("-", "_"), "https")
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")
 
@@ -71,6 +92,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tracker.middleware.RequestLogMiddleware",
+    "tracker.middleware.ControlCharacterMiddleware",
     "tracker.middleware.DatabaseBusyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -78,9 +100,30 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a signed-in player's pages are charged to the player.
+    "tracker.ratelimits.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+
+# Content-Security-Policy on every page (django-csp): scripts only from our own static
+# files (no inline script anywhere), no plugins, no framing. Inline style attributes are
+# allowed: the pages size progress bars with them, and a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        # 'self' covers the same host's WebSockets (ws: and wss:) too (CSP level 3).
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "tracker.urls"
 WSGI_APPLICATION = "tracker.wsgi.application"
@@ -154,9 +197,14 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
-# Keys for the player email encrypted at rest (comma-separated Fernet keys, newest first,
-# so a key can be rotated in). The embedded default derives one from SECRET_KEY.
+# Keys for the player email encrypted at rest (comma-separated Fernet keys, newest first):
+# the first encrypts, every one decrypts, and so do keys derived from SECRET_KEY and
+# SECRET_KEY_FALLBACKS. To rotate: put the new key first, deploy, run
+# `manage.py rotate_email_key`, then drop the old one (README, "Operating it").
 FIELD_ENCRYPTION_KEYS = envlist("FIELD_ENCRYPTION_KEYS")
+# Former secret keys, still accepted for Django's signatures (sessions, password reset)
+# and for reading emails encrypted under them, while a new SECRET_KEY is rolled out.
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -171,14 +219,18 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Redis: cache, rank index, rate limits and channel layer ------------------------------
 REDIS_URL = os.getenv("REDIS_URL", "")
+# Every Redis client gives up after this long (connect, and each command), so an
+# unresponsive Redis costs a request a bounded delay, never a hang: an unlock still commits
+# and its ranks and live events follow through the outbox when Redis answers again.
+REDIS_TIMEOUT = float(os.getenv("REDIS_TIMEOUT_SECONDS", "0.5"))
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
+                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT,
             },
         }
     }
@@ -190,7 +242,15 @@ if REDIS_URL:
             # Pub/sub channels ignore Redis database numbers: a prefix keeps deployments
             # (and test runs) that share one Redis server from hearing each other.
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # A subscriber's reads wait with their own timeout; these bound connecting
+                # and every publish, subscribe and unsubscribe.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": REDIS_TIMEOUT,
+                        "socket_timeout": REDIS_TIMEOUT,
+                    }
+                ],
                 "prefix": os.getenv("CHANNEL_PREFIX", "questboard" + urlparse(REDIS_URL).path),
             },
         }
@@ -206,6 +266,8 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Deployments (and test runs) sharing one broker keep apart by queue name.
+CELERY_TASK_DEFAULT_QUEUE = os.getenv("CELERY_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -224,6 +286,7 @@ OUTBOX_HANDLERS = {
     "unlocks": "achievements.tasks.relay_unlocks",
     "board_moves": "leaderboards.tasks.relay_board_moves",
     "reindex": "leaderboards.tasks.relay_reindex",
+    "sessions": "tracker.realtime.relay_session_checks",
 }
 
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
@@ -244,14 +307,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tracker.auth.GameKeyAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "tracker.tokens.PlayerJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tracker.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "tracker.schema.QuestboardSchema",
     "EXCEPTION_HANDLER": "tracker.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Atomic in Redis, shared by every process (tracker/ratelimits.py); the sign-in and
+    # sign-up endpoints set their own.
+    "DEFAULT_THROTTLE_CLASSES": ["tracker.ratelimits.CallerRateThrottle"],
 }
 # Request bodies above this size get a 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 1_048_576)
@@ -264,6 +330,12 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "SIGNING_KEY": os.getenv("JWT_SIGNING_KEY", SECRET_KEY),
+    # Tokens carry a hash of the password hash: a new password, set by any road, ends every
+    # token issued before it. With the session generation it makes the rule of
+    # tracker.tokens.check_token_current, which every request, refresh and socket applies.
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_OBTAIN_SERIALIZER": "tracker.tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "tracker.tokens.TokenRefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -290,17 +362,74 @@ BATCH_MAX_ITEMS = 100
 # revoked or an achievement edited in another process takes effect within this time.
 CATALOGUE_CACHE_SECONDS = envint("CATALOGUE_CACHE_SECONDS", 5)
 
+
+# --- Rate limits (tracker/ratelimits.py, docs/rate-limits.md) -----------------------------
+def envrate(name: str, default: str) -> str:
+    """A rate in the `limits` notation: "100/minute", "10 per hour", "5/30seconds"."""
+    value = os.getenv(name, default).strip()
+    try:
+        item = parse_rate(value)
+    except ValueError:
+        item = None
+    if item is None or item.amount < 1:
+        raise ImproperlyConfigured(f"{name} must be a rate such as '100/minute', not {value!r}.")
+    return value
+
+
+# A player (token or session), across the API and the pages.
+RATE_LIMIT_PLAYER = envrate("RATE_LIMIT_PLAYER", "100/minute")
+# A game key whose own requests_per_minute (admin) is blank. A game server speaks for many
+# players: 6000/minute (100/s) is 60 players' worth and a tenth of what one 2-core web node
+# serves, so no single studio can starve the others; a batch carries 100 unlocks.
+RATE_LIMIT_GAME_KEY = envrate("RATE_LIMIT_GAME_KEY", "6000/minute")
+# Callers with no credentials, per client address.
+RATE_LIMIT_ANONYMOUS = envrate("RATE_LIMIT_ANONYMOUS", "60/minute")
+# Password sign-ins (the token endpoint, the log-in pages) and token refreshes, per address;
+# and sign-ins per username, whatever the address.
+RATE_LIMIT_SIGN_IN = envrate("RATE_LIMIT_SIGN_IN", "10/minute")
+RATE_LIMIT_SIGN_IN_USERNAME = envrate("RATE_LIMIT_SIGN_IN_USERNAME", "5/minute")
+# Registrations (the API and the sign-up page), per address.
+RATE_LIMIT_SIGN_UP = envrate("RATE_LIMIT_SIGN_UP", "10/hour")
+# How many proxies of ours stand in front of the app; with N > 0 the client address is the
+# Nth entry from the right of X-Forwarded-For instead of REMOTE_ADDR. Leave it 0 unless a
+# proxy you run overwrites or appends that header: otherwise any client could pick its own.
+RATE_LIMIT_TRUSTED_PROXIES = envint("RATE_LIMIT_TRUSTED_PROXIES", 0)
+if RATE_LIMIT_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("RATE_LIMIT_TRUSTED_PROXIES is a count of proxies: 0 or more.")
+# Where the counters live: Redis when set (shared by every process), else process memory.
+RATE_LIMIT_REDIS_URL = os.getenv("RATE_LIMIT_REDIS_URL", REDIS_URL)
+# Every request waits at most this long for the counters' Redis before it is counted in its
+# own process instead (the fail-safe in tracker/ratelimits.py).
+RATE_LIMIT_REDIS_TIMEOUT = float(os.getenv("RATE_LIMIT_REDIS_TIMEOUT_SECONDS", "0.2"))
+
+# Every line names the request it was logged in (tracker/logs.py): the id is also in the
+# X-Request-ID response header, so a client's report leads to the server's traceback.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "tracker.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "tracker.logs.SafeFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
+    # Warnings and errors of every library (daphne, channels, celery, ...) through the same handler.
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "questboard": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+        "questboard": {"level": os.getenv("LOG_LEVEL", "INFO")},
         "questboard.requests": {
             "handlers": ["console"],
             "level": os.getenv("REQUEST_LOG_LEVEL", "INFO"),
             "propagate": False,
         },
+        # Django's own handlers print only with DEBUG on (and mail admins we do not have):
+        # replaced by the root's. django.request logs each unexpected exception (a 500) with
+        # its traceback; its 4xx warnings would repeat the request log line, so errors only.
+        "django": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
     },
 }

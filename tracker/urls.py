@@ -6,18 +6,20 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from achievements import api as achievements_api
 from leaderboards import api as boards_api
 from leaderboards import views as board_views
 from players import api as players_api
+from players import forms as player_forms
 from players import views as player_views
 from stats import api as stats_api
 from tracker import api as tracker_api
 from tracker import health
-from tracker.errors import json_or_default
+from tracker.errors import json_or_default, server_error
+from tracker.ratelimits import SignInRateThrottle, TokenRefreshRateThrottle
 
 
 def slash_flipped(pattern: URLPattern) -> str:
@@ -31,8 +33,13 @@ def drop_aliases(endpoints: list[tuple], **kwargs: object) -> list[tuple]:
 
 
 api_v1 = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/token/", TokenObtainPairView.as_view(throttle_classes=[SignInRateThrottle]), name="token"),
+    path(
+        "auth/token/refresh/",
+        TokenRefreshView.as_view(throttle_classes=[TokenRefreshRateThrottle]),
+        name="token-refresh",
+    ),
+    path("auth/logout", tracker_api.LogoutApi.as_view(), name="token-logout"),
     path("players/", tracker_api.PlayerRegisterApi.as_view(), name="player-register"),
     path(
         "players/<uuid:player_id>/achievements",
@@ -78,7 +85,11 @@ urlpatterns = [
     path("", player_views.home, name="home"),
     path("accounts/signup/", player_views.signup, name="signup-page"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(form_class=player_forms.PasswordChangeForm),
+        name="password_change",
+    ),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("settings/", player_views.account_settings, name="settings-page"),
     path("dashboard/", player_views.dashboard, name="dashboard-page"),
@@ -98,8 +109,8 @@ urlpatterns = [
     path("games/<slug:slug>/leaderboard/", board_views.game_board, name="game-board-page"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 handler404 = json_or_default(404, "not_found", "No such endpoint.", defaults.page_not_found)
-handler500 = json_or_default(500, "server_error", "Internal server error.", defaults.server_error)
+handler500 = server_error

@@ -1,8 +1,11 @@
 // Live events over WebSockets: toasts for the logged-in player, live rows on boards.
 // Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) after drops.
+// Refusals (docs/live.md, "Close codes") are final: retrying cannot help.
 (function () {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const body = document.body;
+  // 4401 signed out (the session ended), 4403 not allowed, 4404 no such board or season.
+  const REFUSED = new Set([4401, 4403, 4404]);
 
   function connect(path, onEvent) {
     let delay = 1000;
@@ -15,8 +18,8 @@
         if (event.type !== "subscribed" && event.type !== "pong") onEvent(event);
       });
       socket.addEventListener("close", (closed) => {
-        body.dataset.live = "off";
-        if (closed.code === 4401 || closed.code === 4404) return; // refused: retrying would not help
+        body.dataset.live = REFUSED.has(closed.code) ? "refused" : "off";
+        if (REFUSED.has(closed.code)) return;
         setTimeout(open, delay + Math.random() * 300);
         delay = Math.min(delay * 2, 30000);
       });
@@ -75,13 +78,10 @@
     connect(table.dataset.boardStream, (event) => {
       if (event.type !== "leaderboard.updated") return;
       const data = event.data;
-      let row = tbody.querySelector(`tr[data-player="${data.player_id}"]`);
+      const row = data.player_id ? namedRow(data) : anonymousRow(data);
       if (!row) {
-        row = document.createElement("tr");
-        row.dataset.player = data.player_id;
-        row.innerHTML = '<td class="rank"></td><td></td><td class="num"></td>';
-        row.children[1].textContent = data.username;
-        tbody.appendChild(row);
+        refresh();
+        return;
       }
       row.dataset.points = data.points;
       row.children[2].textContent = data.points;
@@ -90,9 +90,55 @@
       rerank();
     });
 
+    function newRow(data) {
+      const row = document.createElement("tr");
+      row.dataset.row = "";
+      if (data.player_id) row.dataset.player = data.player_id;
+      row.innerHTML = '<td class="rank"></td><td></td><td class="num"></td>';
+      row.children[1].textContent = data.username;
+      tbody.appendChild(row);
+      return row;
+    }
+
+    function namedRow(data) {
+      return tbody.querySelector(`tr[data-player="${CSS.escape(data.player_id)}"]`) || newRow(data);
+    }
+
+    // A non-public player's move is anonymous (no id), so it cannot say which row moved.
+    // Anonymous rows at one rank look alike, so any of them is that row; a newly ranked
+    // player, or one from below this page, is a new row. If none matches, the row is one
+    // this viewer sees named (a friend, or themself): the table is fetched again instead.
+    function anonymousRow(data) {
+      if (data.rank_change === null || data.rank_change === undefined) return newRow(data);
+      const before = String(data.new_rank - data.rank_change);
+      const rows = [...tbody.querySelectorAll("tr[data-row]")];
+      const match = rows.find((r) => !r.dataset.player && r.children[0].textContent.trim() === before);
+      if (match) return match;
+      const last = rows.length ? Number(rows[rows.length - 1].children[0].textContent) : 0;
+      return Number(before) > last ? newRow(data) : null;
+    }
+
+    let refreshing = null;
+    function refresh() {
+      if (refreshing) return;
+      refreshing = setTimeout(async () => {
+        try {
+          const response = await fetch(location.href, { credentials: "same-origin" });
+          if (response.ok) {
+            const page = new DOMParser().parseFromString(await response.text(), "text/html");
+            const fresh = page.querySelector("table[data-board-stream] tbody");
+            if (fresh) tbody.replaceChildren(...fresh.children);
+          }
+        } catch (e) {
+          // The next move tries again.
+        }
+        refreshing = null;
+      }, 1000);
+    }
+
     function rerank() {
       // Order by points (stable: earlier achievers keep their place), then competition ranks.
-      const rows = [...tbody.querySelectorAll("tr[data-player]")];
+      const rows = [...tbody.querySelectorAll("tr[data-row]")];
       rows.forEach((r) => { if (!r.dataset.points) r.dataset.points = r.children[2].textContent.trim(); });
       rows.sort((a, b) => Number(b.dataset.points) - Number(a.dataset.points));
       let rank = 0;

@@ -1,0 +1,372 @@
+"""Rate limits: how many requests each caller may make, counted atomically for all processes.
+
+Every limited request is charged to one or two buckets (docs/rate-limits.md):
+
+- a player, by JWT or session: ``RATE_LIMIT_PLAYER``, one bucket for the API and the pages;
+- a game key: its own ``requests_per_minute`` (the admin), else ``RATE_LIMIT_GAME_KEY``;
+- anyone else: ``RATE_LIMIT_ANONYMOUS`` per client address (`client_address`);
+- signing in (the token endpoint, the log-in pages) instead: ``RATE_LIMIT_SIGN_IN`` per
+  address and ``RATE_LIMIT_SIGN_IN_USERNAME`` per username named, so guesses spread over
+  many addresses slow down too; refreshing a token: ``RATE_LIMIT_SIGN_IN`` per address;
+  signing up (the API and the page): ``RATE_LIMIT_SIGN_UP`` per address.
+
+The API is charged by DRF throttle classes (they run once DRF has authenticated the caller,
+so no credential is checked twice), the pages by `RateLimitMiddleware`. Both answer 429
+with ``Retry-After``.
+
+Counting is the `limits` library's sliding window counter. With Redis
+(``RATE_LIMIT_REDIS_URL``, by default ``REDIS_URL``) one charge is one EVALSHA whose Lua
+script reads and increments inside Redis in one step, so a burst spread over any number of
+processes cannot slip past a limit the way a read-then-write counter (DRF's own throttles,
+over the cache) lets it. Without Redis, or while Redis does not answer, the counters live
+in the process (`Limiter`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from tracker.models import GameKey
+
+log = logging.getLogger("questboard.ratelimits")
+
+KEY_PREFIX = "qb:rl"
+# After Redis failed, how long a process counts on its own before it asks Redis again: an
+# unresponsive Redis then costs one timeout per process per interval, not one per request.
+FALLBACK_SECONDS = 5.0
+# A process warns about the fallback at most this often.
+WARN_EVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """What a request is charged to: a scope ("player", "sign-in", ...), who within it,
+    and the rate ("100/minute", the `limits` notation)."""
+
+    scope: str
+    who: str
+    rate: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0  # whole seconds, at least 1 when refused
+
+
+ALLOWED = Verdict(True)
+
+
+@lru_cache(maxsize=256)
+def rate_item(rate: str) -> RateLimitItem:
+    return parse(rate)
+
+
+def seconds_until_free(
+    *, limit: int, expiry: float, previous: int, previous_ttl: float, current: int, current_ttl: float
+) -> float:
+    """When the sliding window counter would next allow one hit, if none came meanwhile.
+
+    The counter allows a hit while ``previous * previous_ttl / expiry + current < limit``:
+    the previous window's count weighs less as it ages out. The current window becomes the
+    previous one ``current_ttl - expiry`` seconds from now, and its count then ages out too.
+    """
+    shift = max(current_ttl - expiry, 0.0)
+    if current < limit and previous:
+        # The previous window's weight falls far enough before the shift.
+        freed = previous_ttl - (limit - current) * expiry / previous
+        if freed < shift:
+            return max(freed, 0.0)
+    if current <= limit or not current:
+        return shift
+    return shift + expiry * (1 - limit / current)
+
+
+class Limiter:
+    """Charges buckets in Redis, or in this process's memory when there is no Redis or it
+    does not answer.
+
+    Fail-safe, not fail-open: when Redis refuses, errs or takes longer than
+    ``RATE_LIMIT_REDIS_TIMEOUT``, the request is charged to the process's own counters, so
+    every limit still holds per process (with N processes, at most N times the limit) and no
+    request fails or waits more than one timeout. For FALLBACK_SECONDS after a failure the
+    process does not ask Redis at all; it warns at most once a minute.
+    """
+
+    def __init__(self, redis_url: str, timeout: float) -> None:
+        self.config = (redis_url, timeout)
+        self.local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.shared: SlidingWindowCounterRateLimiter | None = None
+        if redis_url:
+            storage = RedisStorage(
+                redis_url,
+                key_prefix=KEY_PREFIX,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                # No retry: a failed call falls back to the local counters at once.
+                retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
+            )
+            self.shared = SlidingWindowCounterRateLimiter(storage)
+        self._shared_from = 0.0
+        self._warned_at = -math.inf
+
+    def charge(self, buckets: Sequence[Bucket]) -> Verdict:
+        """Charge each bucket in turn; the first that is full refuses the request (and the
+        ones after it are not charged)."""
+        for bucket in buckets:
+            item = rate_item(bucket.rate)
+            strategy, allowed = self._hit(item, bucket)
+            if not allowed:
+                return Verdict(False, self._retry_after(strategy, item, bucket))
+        return ALLOWED
+
+    def _hit(self, item: RateLimitItem, bucket: Bucket) -> tuple[SlidingWindowCounterRateLimiter, bool]:
+        shared = self.shared
+        if shared is not None and time.monotonic() >= self._shared_from:
+            try:
+                return shared, shared.hit(item, bucket.scope, bucket.who)
+            except RedisError as error:
+                self._fall_back(error)
+        return self.local, self.local.hit(item, bucket.scope, bucket.who)
+
+    def _fall_back(self, error: RedisError) -> None:
+        now = time.monotonic()
+        self._shared_from = now + FALLBACK_SECONDS
+        if now - self._warned_at >= WARN_EVERY_SECONDS:
+            self._warned_at = now
+            log.warning(
+                "rate limits: Redis did not answer (%s); this process counts on its own "
+                "(each limit holds per process) and asks Redis again in %.0f s",
+                error,
+                FALLBACK_SECONDS,
+            )
+
+    def _retry_after(self, strategy: SlidingWindowCounterRateLimiter, item: RateLimitItem, bucket: Bucket) -> int:
+        """Whole seconds until the bucket takes a request again: one more round trip, paid
+        only by a refused request."""
+        expiry = item.get_expiry()
+        try:
+            window = strategy.storage.get_sliding_window(item.key_for(bucket.scope, bucket.who), expiry)
+        except RedisError as error:
+            self._fall_back(error)
+            return expiry
+        previous, previous_ttl, current, current_ttl = window
+        wait = seconds_until_free(
+            limit=item.amount,
+            expiry=expiry,
+            previous=previous,
+            previous_ttl=previous_ttl,
+            current=current,
+            current_ttl=current_ttl,
+        )
+        # The first whole second strictly after the wait: at the wait itself it is still full.
+        return max(1, math.floor(wait) + 1)
+
+
+_limiter: Limiter | None = None
+_limiter_lock = threading.Lock()
+
+
+def limiter() -> Limiter:
+    """This process's limiter (made on first use, after any fork; made again if its
+    settings changed, as tests change them)."""
+    global _limiter
+    config = (settings.RATE_LIMIT_REDIS_URL, settings.RATE_LIMIT_REDIS_TIMEOUT)
+    found = _limiter
+    if found is None or found.config != config:
+        with _limiter_lock:
+            if _limiter is None or _limiter.config != config:
+                _limiter = Limiter(*config)
+            found = _limiter
+    return found
+
+
+def reset() -> None:
+    """Forget every count: the process's own, and those in Redis (tests only)."""
+    global _limiter
+    with _limiter_lock:
+        if _limiter is not None and _limiter.shared is not None:
+            with contextlib.suppress(RedisError):
+                _limiter.shared.storage.reset()
+        _limiter = None
+
+
+# --- Who is charged ----------------------------------------------------------------------
+
+
+def client_address(request: HttpRequest | Request) -> str:
+    """The caller's address, as the bucket of anonymous requests and sign-ins.
+
+    REMOTE_ADDR, unless ``RATE_LIMIT_TRUSTED_PROXIES`` (N) proxies of ours stand in front:
+    then the address the first of them saw, which is N entries from the right of
+    X-Forwarded-For (anything further left was written by the client and proves nothing).
+    An IPv6 address counts by its /64 network: one host is usually given a whole one.
+    """
+    address = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.RATE_LIMIT_TRUSTED_PROXIES
+    if proxies:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [part for part in forwarded if part]
+        if forwarded:
+            address = forwarded[-min(proxies, len(forwarded))]
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def caller_bucket(request: HttpRequest | Request) -> Bucket:
+    """The player's, the game key's or the client address's bucket."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, GameKey):
+        per_minute = auth.requests_per_minute
+        rate = f"{per_minute}/minute" if per_minute else settings.RATE_LIMIT_GAME_KEY
+        return Bucket("game-key", str(auth.pk), rate)
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Bucket("player", str(user.pk), settings.RATE_LIMIT_PLAYER)
+    return Bucket("address", client_address(request), settings.RATE_LIMIT_ANONYMOUS)
+
+
+def sign_in_buckets(request: HttpRequest | Request, username: object) -> list[Bucket]:
+    """A password sign-in: per address, then per username (case-insensitive, hashed so a
+    long made-up name costs no more Redis memory than a real one)."""
+    buckets = [Bucket("sign-in", client_address(request), settings.RATE_LIMIT_SIGN_IN)]
+    if isinstance(username, str) and username.strip():
+        name = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
+        buckets.append(Bucket("sign-in-name", name, settings.RATE_LIMIT_SIGN_IN_USERNAME))
+    return buckets
+
+
+def sign_up_bucket(request: HttpRequest | Request) -> Bucket:
+    return Bucket("sign-up", client_address(request), settings.RATE_LIMIT_SIGN_UP)
+
+
+# --- The API: DRF throttles ----------------------------------------------------------------
+
+
+class CallerRateThrottle(BaseThrottle):
+    """Every API view's throttle (DEFAULT_THROTTLE_CLASSES): the caller's bucket."""
+
+    verdict = ALLOWED
+
+    def buckets(self, request: Request) -> list[Bucket]:
+        return [caller_bucket(request)]
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        self.verdict = limiter().charge(self.buckets(request))
+        return self.verdict.allowed
+
+    def wait(self) -> float | None:
+        return self.verdict.retry_after or None
+
+
+class SignInRateThrottle(CallerRateThrottle):
+    """POST /api/v1/auth/token/: per address and per username."""
+
+    def buckets(self, request: Request) -> list[Bucket]:
+        data = request.data
+        return sign_in_buckets(request, data.get("username") if isinstance(data, dict) else None)
+
+
+class TokenRefreshRateThrottle(CallerRateThrottle):
+    """POST /api/v1/auth/token/refresh/: per address, at the sign-in rate."""
+
+    def buckets(self, request: Request) -> list[Bucket]:
+        return [Bucket("token-refresh", client_address(request), settings.RATE_LIMIT_SIGN_IN)]
+
+
+class SignUpRateThrottle(CallerRateThrottle):
+    """POST /api/v1/players/ (registration): per address."""
+
+    def buckets(self, request: Request) -> list[Bucket]:
+        return [sign_up_bucket(request)]
+
+
+# --- The pages: a middleware ---------------------------------------------------------------
+
+# Never limited: the load balancer's probes.
+UNLIMITED_VIEWS = frozenset({"healthz", "readyz"})
+SIGN_IN_VIEWS = frozenset({"login", "admin:login"})
+SIGN_UP_VIEWS = frozenset({"signup-page"})
+
+
+def page_buckets(request: HttpRequest, view: Callable[..., Any]) -> list[Bucket]:
+    """What a page request is charged to; nothing for API views (their throttles charge
+    them), the health probes, and the admin but for its log-in (staff work behind a
+    session; anyone else gets only a redirect to the log-in there). Static files never get
+    this far: WhiteNoise answers them first."""
+    # Imported here: rest_framework.views imports the throttle classes above.
+    from rest_framework.views import APIView
+
+    view_class = getattr(view, "cls", None)
+    if isinstance(view_class, type) and issubclass(view_class, APIView):
+        return []
+    match = request.resolver_match
+    name = match.view_name if match else ""
+    if name in UNLIMITED_VIEWS:
+        return []
+    if request.method == "POST" and name in SIGN_IN_VIEWS:
+        return sign_in_buckets(request, request.POST.get("username"))
+    if request.method == "POST" and name in SIGN_UP_VIEWS:
+        return [sign_up_bucket(request)]
+    if match is not None and "admin" in match.namespaces:
+        return []
+    return [caller_bucket(request)]
+
+
+def too_many_requests(retry_after: int) -> HttpResponse:
+    """A page's 429: short plain text, and when to come back."""
+    response = HttpResponse(
+        f"Too many requests. Please try again in {retry_after} seconds.\n",
+        status=429,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+class RateLimitMiddleware:
+    """Charges page requests before their view runs (after authentication, so a signed-in
+    player is charged as a player)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        buckets = page_buckets(request, view)
+        if not buckets:
+            return None
+        verdict = limiter().charge(buckets)
+        return None if verdict.allowed else too_many_requests(verdict.retry_after)
