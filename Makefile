@@ -29,6 +29,7 @@ run: install
 	@echo ""
 	@echo "  Questboard is at http://$(HOST):$(PORT)/   (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "  Demo login: demo / questboard-demo   (admin: admin / questboard-admin)"
+	@echo "  Studio analytics: studio / questboard-studio at http://$(HOST):$(PORT)/studio/"
 	@echo "  Periodic jobs (season close, snapshots, rarity) run beside it: manage.py run_periodic"
 	@echo ""
 	@$(PY) manage.py run_periodic & trap "kill $$! 2>/dev/null" EXIT; \

@@ -5,7 +5,7 @@ from django.contrib import admin
 from achievements.models import Achievement, Progress, Unlock
 from achievements.services import grant_achievement, revoke_unlock
 from leaderboards.admin import ModerationPermission, with_reason
-from tracker.admin import ReadOnlyAdmin
+from tracker.admin import ReadOnlyAdmin, StudioScopedAdmin
 
 
 def _grant(achievement: Achievement, actor: object, reason: str, players: list) -> None:
@@ -13,7 +13,7 @@ def _grant(achievement: Achievement, actor: object, reason: str, players: list) 
 
 
 @admin.register(Achievement)
-class AchievementAdmin(ModerationPermission, admin.ModelAdmin):
+class AchievementAdmin(StudioScopedAdmin, ModerationPermission, admin.ModelAdmin):
     actions = [with_reason("grant_to_players", "Grant to players", _grant, ask_players=True)]
     list_display = ("name", "api_name", "game", "points", "hidden", "client_unlockable", "unlock_percentage")
     list_filter = ("game", "hidden", "client_unlockable")
@@ -26,7 +26,7 @@ def _revoke(unlock: Unlock, actor: object, reason: str) -> None:
 
 
 @admin.register(Unlock)
-class UnlockAdmin(ModerationPermission, ReadOnlyAdmin):
+class UnlockAdmin(StudioScopedAdmin, ModerationPermission, ReadOnlyAdmin):
     actions = [with_reason("revoke_unlocks", "Revoke selected unlocks", _revoke)]
     list_display = ("player", "achievement", "game", "unlocked_at", "claimed_at", "source")
     list_filter = ("source", "game")
@@ -36,6 +36,7 @@ class UnlockAdmin(ModerationPermission, ReadOnlyAdmin):
 
 
 @admin.register(Progress)
-class ProgressAdmin(ReadOnlyAdmin):
+class ProgressAdmin(StudioScopedAdmin, ReadOnlyAdmin):
+    game_path = "achievement__game"
     list_display = ("player", "achievement", "value", "updated_at")
     list_select_related = ("player", "achievement")

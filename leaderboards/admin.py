@@ -18,7 +18,7 @@ from achievements.services import recount_season
 from leaderboards import selectors, services, tasks
 from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonResult
-from tracker.admin import GameAdmin, PlayerAdmin, ReadOnlyAdmin
+from tracker.admin import GameAdmin, PlayerAdmin, ReadOnlyAdmin, StudioScopedAdmin
 from tracker.auth import Caller
 from tracker.models import Game, Player
 
@@ -88,7 +88,7 @@ class SeasonForm(forms.ModelForm):
 
 
 @admin.register(Season)
-class SeasonAdmin(ModerationPermission, admin.ModelAdmin):
+class SeasonAdmin(StudioScopedAdmin, ModerationPermission, admin.ModelAdmin):
     form = SeasonForm
     list_display = ("name", "game", "region", "starts_at", "ends_at", "status_badge", "closed_at")
     list_filter = ("game", "region")
@@ -153,7 +153,8 @@ class SeasonAdmin(ModerationPermission, admin.ModelAdmin):
 
 
 @admin.register(SeasonResult)
-class SeasonResultAdmin(ReadOnlyAdmin):
+class SeasonResultAdmin(StudioScopedAdmin, ReadOnlyAdmin):
+    game_path = "season__game"
     list_display = ("season", "rank", "player", "points", "achievement_count", "region")
     list_filter = ("season",)
     list_select_related = ("season", "player")

@@ -15,7 +15,7 @@ from leaderboards.models import ModerationAction, Season, SeasonResult
 from leaderboards.services import hide_player
 from tests.conftest import achievement, make_player
 from tests.helpers import give
-from tracker.models import Game, Player
+from tracker.models import Game, GameMember, Player
 
 SEASONS = "/admin/leaderboards/season/"
 HOUR = timedelta(hours=1)
@@ -147,6 +147,7 @@ def test_a_game_developer_cannot_add_or_change_seasons(developer: Player, game: 
 
 
 def test_a_game_developer_may_look_at_seasons_but_is_offered_no_season_actions(developer: Player, game: Game) -> None:
+    GameMember.objects.create(game=game, player=developer)  # a developer sees their own games' seasons
     running_season(game)
 
     response = logged_in(developer).get(SEASONS)

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 
 from tracker.errors import Forbidden
 from tracker.memo import LocalCache
-from tracker.models import Friendship, Game, GameKey, Player, Privacy
+from tracker.models import Friendship, Game, GameKey, GameMember, Player, Privacy
 
 # Usable keys by prefix. A key revoked elsewhere stops working when its entry expires
 # (CATALOGUE_CACHE_SECONDS); expiry and the hash are checked on every request.
@@ -130,6 +130,48 @@ def check_may_manage_game(caller: Caller, game: Game) -> None:
     require_caller(caller)
     if caller.game_key is None or caller.game_key.game_id != game.pk:
         raise Forbidden("Only this game's API key may change its achievement set.")
+
+
+# --- Studios: who reads a game's analytics, and whose rows the admin shows ----------------
+
+# Community managers moderate every game, so the admin shows them (and superusers) all of
+# them; every other staff account sees only the games of its studio memberships.
+MANAGERS_GROUP = "Community managers"
+
+
+def studio_games(player: Player) -> models.QuerySet[Game]:
+    """The games `player` works on: those of its studio memberships (GameMember, set by
+    superusers in the admin); every game for a superuser. The one place membership is read."""
+    if player.is_superuser:
+        return Game.objects.all()
+    return Game.objects.filter(pk__in=GameMember.objects.filter(player=player).values("game"))
+
+
+def is_studio_member(player: Player, game: Game) -> bool:
+    return studio_games(player).filter(pk=game.pk).exists()
+
+
+def check_may_view_analytics(caller: Caller, game: Game) -> None:
+    """A game's analytics (pages, API, CSV): for its studio's members, superusers, and the
+    game's own API key. Another game's key, another studio's developer and a plain player
+    get 403; nobody at all, 401."""
+    require_caller(caller)
+    if caller.game_key is not None:
+        if caller.game_key.game_id != game.pk:
+            raise Forbidden("This API key belongs to another game.")
+        return
+    assert caller.player is not None
+    if not is_studio_member(caller.player, game):
+        raise Forbidden("Only this game's studio may read its analytics.")
+
+
+def admin_games(user: Player) -> models.QuerySet[Game] | None:
+    """The games whose rows (the game itself, its achievements, seasons, unlocks...) this
+    staff user sees in the admin: None for every game (superusers and community managers),
+    else the games of their studio memberships."""
+    if user.is_superuser or user.groups.filter(name=MANAGERS_GROUP).exists():
+        return None
+    return studio_games(user)
 
 
 class Visibility(Enum):

@@ -168,3 +168,18 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
+
+
+class GameMember(models.Model):
+    """A developer account that works on a game (studio membership, set by superusers in
+    the admin): it reads that game's analytics, and in the admin sees only its games."""
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="members")
+    player = models.ForeignKey(Player, on_delete=models.CASCADE, related_name="memberships")
+    added = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["game", "player"], name="member_once_per_game")]
+
+    def __str__(self) -> str:
+        return f"{self.player} on {self.game}"

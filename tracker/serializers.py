@@ -76,3 +76,19 @@ def parsed_body(serializer: type[serializers.Serializer], request: Any) -> dict[
 def parsed_query(serializer: type[serializers.Serializer], request: Any) -> dict[str, Any]:
     """The request's query string, validated (a 400 naming the fields otherwise)."""
     return validated(serializer, request.query_params.dict())
+
+
+class ErrorOutputSerializer(serializers.Serializer):
+    """The one error shape (tracker/errors.py), for documenting error responses."""
+
+    class Error(serializers.Serializer):
+        status = serializers.IntegerField()
+        code = serializers.CharField()
+        message = serializers.CharField()
+        fields = serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()),
+            required=False,
+            help_text="The invalid input fields, each with what is wrong with it.",
+        )
+
+    error = Error()

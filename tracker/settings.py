@@ -297,6 +297,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "close-due-seasons": {"task": "leaderboards.tasks.close_due_seasons", "schedule": 15},
     "snapshot-today": {"task": "players.tasks.snapshot_day", "schedule": 30 * 60},
     "snapshot-yesterday": {"task": "players.tasks.snapshot_yesterday", "schedule": crontab(hour=0, minute=10)},
+    # Developer analytics: catch every game up to today so far (docs/analytics.md, "The aggregation job").
+    "aggregate-analytics": {"task": "analytics.tasks.aggregate", "schedule": 10 * 60},
+    # Anomaly review: score new unlocks for the review queue (docs/analytics.md, "Anomaly review").
+    "score-unlocks": {"task": "analytics.tasks.score_unlocks", "schedule": 30},
     "rebuild-rank-index-nightly": {
         "task": "leaderboards.tasks.rebuild_index",
         "schedule": crontab(hour=4, minute=17),

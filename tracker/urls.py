@@ -10,6 +10,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from achievements import api as achievements_api
+from analytics import api as analytics_api
+from analytics import views as analytics_views
 from leaderboards import api as boards_api
 from leaderboards import views as board_views
 from players import api as players_api
@@ -56,6 +58,7 @@ api_v1 = [
     path("sessions", stats_api.PlaySessionApi.as_view(), name="sessions"),
     path("games/", tracker_api.GameListApi.as_view(), name="games"),
     path("games/<str:game_id>/achievements", achievements_api.GameAchievementsApi.as_view(), name="game-achievements"),
+    path("games/<str:game_id>/analytics", analytics_api.GameAnalyticsApi.as_view(), name="game-analytics"),
     path("achievements/unlock", achievements_api.UnlockApi.as_view(), name="unlock"),
     path("achievements/unlock/batch", achievements_api.BatchUnlockApi.as_view(), name="unlock-batch"),
     path("achievements/progress", achievements_api.ProgressApi.as_view(), name="progress"),
@@ -105,6 +108,9 @@ urlpatterns = [
     path("share/<int:unlock_id>/card.png", player_views.share_card, name="share-card"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("leaderboards/", board_views.global_board, name="global-board-page"),
+    path("studio/", analytics_views.studio, name="studio-page"),
+    path("studio/<slug:slug>/", analytics_views.game_analytics, name="studio-game-page"),
+    path("studio/<slug:slug>/export/<str:table>.csv", analytics_views.export_csv, name="studio-export"),
     path("seasons/", board_views.season_list, name="season-list-page"),
     path("games/<slug:slug>/leaderboard/", board_views.game_board, name="game-board-page"),
     path("api/v1/", include(api_v1)),

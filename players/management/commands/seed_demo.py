@@ -10,24 +10,32 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
 from achievements.models import Source
-from achievements.services import import_manifest, unlock_achievement
+from achievements.services import UnlockRequest, import_manifest, unlock_achievement, unlock_achievements
 from achievements.tasks import refresh_rarity, refresh_weighted_scores
+from analytics import review
+from analytics.aggregation import catch_up
+from analytics.models import UnlockFlag
 from leaderboards.models import Season
 from leaderboards.services import CLOSE_GRACE, close_due_seasons
 from players.services import friend_accept, friend_request
 from players.snapshots import take_snapshots
 from stats.services import record_play_session
-from tracker.models import Game, Player, Privacy
+from tracker.models import Game, GameMember, Player, Privacy
 from tracker.regions import Region
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo"
 DEMO_PASSWORD = "questboard-demo"
 ADMIN_PASSWORD = "questboard-admin"
+# The demo studio's developer: makes Star Raiders and Moon Miners, not Dungeon Deep.
+STUDIO_USERNAME = "studio"
+STUDIO_PASSWORD = "questboard-studio"
+STUDIO_GAMES = ("star-raiders", "moon-miners")
 SYLLABLES = ["ka", "zu", "mi", "ro", "ne", "tal", "vor", "ix", "sha", "dun", "el", "gri", "pho", "quin", "bo"]
 
 
@@ -51,6 +59,7 @@ class Command(BaseCommand):
         people = [self._player("demo", rng, privacy=Privacy.PUBLIC, region=Region.EUROPE)]
         people += [self._player(self._name(rng, i), rng) for i in range(players - 1)]
         self._admin()
+        self._studio([g for g in games if g.slug in STUDIO_GAMES])
         self._friends(people[0], people[1:], rng)
         unlocks = 0
         for person in people:
@@ -65,7 +74,13 @@ class Command(BaseCommand):
         today = now.date()
         for back in range(days + 1, -1, -1):
             take_snapshots(today - timedelta(days=back))
+        # Every day of the demo's history at once, not DAYS_PER_RUN a run.
+        catch_up(max_days=days + 2)
         self.stdout.write(f"Demo data: {len(games)} games, {len(people)} players, {unlocks} unlocks.")
+        self._cheaters(next(g for g in games if g.slug == "star-raiders"), rng, timezone.now())
+        # Every write of the demo has committed: score it all now rather than a minute on.
+        review.score_pending(now=timezone.now() + review.SCORING_DELAY)
+        self.stdout.write(f"Review queue: {UnlockFlag.objects.count()} flagged unlocks.")
 
     def _play(self, player: Player, game: Game, rng: random.Random, now: datetime, days: int) -> int:
         """Sessions of play, each unlocking what the player's skill reaches; times ascend."""
@@ -74,8 +89,8 @@ class Command(BaseCommand):
         count = 0
         for position, achievement in enumerate(game.achievements.order_by("position")):
             chance = skill ** (0.5 + position**1.6 * 0.25) if position else 0.95
-            if rng.random() > chance:
-                continue
+            # Reaching each achievement takes a session of play, whether or not this player
+            # gets it: later unlocks come no sooner than earned.
             session = timedelta(minutes=rng.uniform(20, 150))
             when += timedelta(hours=rng.expovariate(1 / 30)) + session
             if when >= now:
@@ -88,9 +103,64 @@ class Command(BaseCommand):
                 ended_at=when,
                 source=Source.DEMO,
             )
+            if rng.random() > chance:
+                continue
             unlock_achievement(player=player, achievement=achievement, source=Source.DEMO, at=when, live=False)
             count += 1
+        self._come_back(player, game, rng, when, now)
         return count
+
+    def _cheaters(self, game: Game, rng: random.Random, now: datetime) -> None:
+        """Two accounts for the review queue (docs/analytics.md, "Anomaly review"): one whose
+        game server reported every achievement at once twenty minutes into the first session
+        (a burst, the late ones far too fast), and one whose game client claimed unlocks from
+        days before the account existed."""
+        speeder = self._player("w4rp_dr1ve", rng, privacy=Privacy.PUBLIC, region=Region.NORTH_AMERICA)
+        began = now - timedelta(hours=3)
+        record_play_session(
+            player=speeder,
+            game=game,
+            session_id="s1",
+            started_at=began,
+            ended_at=began + timedelta(minutes=20),
+            source=Source.GAME_SERVER,
+        )
+        unlock_achievements(
+            [UnlockRequest(speeder.pk, achievement) for achievement in game.achievements.all()],
+            source=Source.GAME_SERVER,
+            at=began + timedelta(minutes=20),
+            live=False,
+        )
+        traveller = self._player("chr0n0_trigg3r", rng, privacy=Privacy.PUBLIC, region=Region.EUROPE)
+        for achievement in game.achievements.filter(client_unlockable=True):
+            unlock_achievement(
+                player=traveller,
+                achievement=achievement,
+                source=Source.PLAYER_CLIENT,
+                claimed_at=traveller.created - timedelta(days=6),
+                at=now - timedelta(hours=1),
+                live=False,
+            )
+
+    @staticmethod
+    def _come_back(player: Player, game: Game, rng: random.Random, when: datetime, now: datetime) -> None:
+        """Visits without unlocks after the last one, ever further apart until the player
+        drifts away, as real players do: returning players and retention for the analytics."""
+        gap_hours = 20.0
+        for visit in range(rng.choice([0, 1, 2, 3, 4, 6, 8])):
+            session = timedelta(minutes=rng.uniform(15, 90))
+            when += timedelta(hours=rng.expovariate(1 / gap_hours)) + session
+            if when >= now:
+                return
+            record_play_session(
+                player=player,
+                game=game,
+                session_id=f"demo-visit-{visit}",
+                started_at=when - session,
+                ended_at=when,
+                source=Source.DEMO,
+            )
+            gap_hours *= 1.6
 
     @staticmethod
     def _rivals(demo: Player, games: list[Game], now: datetime) -> None:
@@ -166,6 +236,20 @@ class Command(BaseCommand):
             player.set_unusable_password()
         player.save()
         return player
+
+    @staticmethod
+    def _studio(games: list[Game]) -> None:
+        """A developer account of the demo studio: staff in the "Game developers" group and
+        a member of its games, so it reads their analytics and sees only them in the admin."""
+        studio = Player.objects.filter(username=STUDIO_USERNAME).first()
+        if studio is None:
+            studio = Player(username=STUDIO_USERNAME, is_staff=True)
+            studio.set_email("studio@questboard.test")
+            studio.set_password(STUDIO_PASSWORD)
+            studio.save()
+        studio.groups.add(Group.objects.get(name="Game developers"))
+        for game in games:
+            GameMember.objects.get_or_create(game=game, player=studio)
 
     @staticmethod
     def _admin() -> None:
