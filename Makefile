@@ -79,7 +79,12 @@ clean:
 
 # Front-end assets, pinned, from the npm registry into static/vendor (committed).
 CHARTJS := 4.6.1
+# axe-core: accessibility checks in the browser tests only; never served to pages.
+AXE := 4.14.1
 vendor:
 	rm -rf /tmp/qb-vendor && mkdir -p /tmp/qb-vendor static/vendor/chart.js-$(CHARTJS)
 	cd /tmp/qb-vendor && npm pack chart.js@$(CHARTJS) --silent && tar xzf chart.js-$(CHARTJS).tgz
 	cp /tmp/qb-vendor/package/dist/chart.umd.min.js /tmp/qb-vendor/package/LICENSE.md static/vendor/chart.js-$(CHARTJS)/
+	mkdir -p /tmp/qb-vendor/axe static/vendor/axe-core-$(AXE)
+	cd /tmp/qb-vendor/axe && npm pack axe-core@$(AXE) --silent && tar xzf axe-core-$(AXE).tgz
+	cp /tmp/qb-vendor/axe/package/axe.min.js /tmp/qb-vendor/axe/package/LICENSE /tmp/qb-vendor/axe/package/LICENSE-3RD-PARTY.txt static/vendor/axe-core-$(AXE)/

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,13 +21,14 @@ from leaderboards.boards import Board
 from leaderboards.selectors import rank_on
 from tracker.auth import (
     Caller,
-    Visibility,
     check_may_manage_game,
     check_may_report,
     check_may_view,
+    game_in_view,
     require_caller,
 )
-from tracker.errors import DomainError, Forbidden, Invalid, NotFound
+from tracker.errors import DomainError, Invalid, NotFound
+from tracker.permissions import CallerRequired, GameKeyRequiredToWrite
 from tracker.selectors import get_game, get_player
 from tracker.serializers import BoundedDateTimeField, PageInput, StrictSerializer, parsed_body, parsed_query
 
@@ -91,6 +92,8 @@ class UnlockOutputSerializer(serializers.Serializer):
 
 
 class UnlockApi(APIView):
+    permission_classes = [CallerRequired]
+
     @extend_schema(
         request=UnlockInput,
         responses={201: UnlockOutputSerializer, 200: UnlockOutputSerializer},
@@ -106,7 +109,7 @@ class UnlockApi(APIView):
         check_may_report(caller, data["player_id"], achievement.game_id, achievement.client_unlockable)
         [outcome] = services.unlock_achievements(
             [services.UnlockRequest(data["player_id"], achievement, data.get("timestamp"))],
-            source=services.source_for(caller.game_key),
+            source=caller.source,
             game_key=caller.game_key,
             rank=True,
         )
@@ -122,25 +125,44 @@ class UnlockApi(APIView):
         return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 
 
+@extend_schema_field(UnlockInput)
+class UnlockItemField(serializers.JSONField):
+    """A batch item: shaped like a single unlock, but validated on its own, so that a bad
+    item fails alone (its result says why) instead of failing the batch."""
+
+
+class ItemErrorSerializer(serializers.Serializer):
+    """A failed batch item's error: the one error shape's inner object, less the status
+    (the item's own `status` carries it)."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.JSONField(), required=False)
+
+
+class BatchResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.IntegerField()
+    player_id = serializers.CharField(allow_null=True)
+    achievement_id = serializers.CharField(allow_null=True)
+    already_unlocked = serializers.BooleanField(required=False, help_text="Only on success.")
+    unlocked_at = serializers.DateTimeField(required=False, help_text="Only on success.")
+    error = ItemErrorSerializer(required=False, help_text="Only on failure: why this item failed.")
+
+
 class BatchUnlockApi(APIView):
+    permission_classes = [CallerRequired]
+
     class InputSerializer(StrictSerializer):
-        unlocks = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+        unlocks = serializers.ListField(child=UnlockItemField(), allow_empty=False)
 
         def validate_unlocks(self, value: list[Any]) -> list[Any]:
             if len(value) > settings.BATCH_MAX_ITEMS:
                 raise serializers.ValidationError(f"At most {settings.BATCH_MAX_ITEMS} items per batch.")
             return value
 
-    class ResultSerializer(serializers.Serializer):
-        index = serializers.IntegerField()
-        status = serializers.IntegerField()
-        player_id = serializers.CharField(allow_null=True)
-        achievement_id = serializers.CharField(allow_null=True)
-        already_unlocked = serializers.BooleanField(required=False)
-        error = serializers.DictField(required=False)
-
     class OutputSerializer(serializers.Serializer):
-        results = serializers.ListField(child=serializers.DictField())
+        results = BatchResultSerializer(many=True)
         created = serializers.IntegerField()
         already_unlocked = serializers.IntegerField()
         failed = serializers.IntegerField()
@@ -185,7 +207,7 @@ class BatchUnlockApi(APIView):
                 results[index] = _item_error(index, items[index], error)
 
         outcomes = services.unlock_achievements(
-            [r for _, r in requests], source=services.source_for(caller.game_key), game_key=caller.game_key
+            [r for _, r in requests], source=caller.source, game_key=caller.game_key
         )
         created = already = 0
         for (index, request_), outcome in zip(requests, outcomes, strict=True):
@@ -244,6 +266,8 @@ def _as_str(value: Any) -> str | None:
 
 
 class ProgressApi(APIView):
+    permission_classes = [CallerRequired]
+
     class InputSerializer(AchievementRefInput):
         value = serializers.IntegerField(min_value=0, max_value=2_000_000_000)
 
@@ -277,7 +301,7 @@ class ProgressApi(APIView):
             player=player,
             achievement=achievement,
             value=data["value"],
-            source=services.source_for(caller.game_key),
+            source=caller.source,
             game_key=caller.game_key,
         )
         unlock = outcome.unlock
@@ -297,15 +321,16 @@ class ProgressApi(APIView):
         )
 
 
+class UnlockedAchievementSerializer(AchievementOutputSerializer):
+    unlocked_at = serializers.DateTimeField()
+
+
 class PlayerAchievementsApi(APIView):
     class InputSerializer(PageInput):
         game = serializers.CharField(required=False, max_length=64)
 
-    class ItemSerializer(AchievementOutputSerializer):
-        unlocked_at = serializers.DateTimeField()
-
     class OutputSerializer(serializers.Serializer):
-        achievements = serializers.ListField(child=serializers.DictField())
+        achievements = UnlockedAchievementSerializer(many=True)
         total = serializers.IntegerField()
         limit = serializers.IntegerField()
         offset = serializers.IntegerField()
@@ -325,11 +350,7 @@ class PlayerAchievementsApi(APIView):
         player = get_player(player_id)
         seen = check_may_view(caller, player)
         query = parsed_query(self.InputSerializer, request)
-        game = get_game(query["game"]) if "game" in query else None
-        if seen is Visibility.OWN_GAME:
-            if game is not None and game.pk != caller.game_key.game_id:
-                raise Forbidden("This player's data in other games is not visible to you.")
-            game = caller.game
+        game = game_in_view(caller, seen, get_game(query["game"]) if "game" in query else None)
         unlocks = selectors.player_unlocks(player, game=game)
         limit, offset = query["limit"], query["offset"]
         page = list(unlocks[offset : offset + limit])
@@ -369,15 +390,24 @@ class ManifestInput(StrictSerializer):
         return value
 
 
+class GameAchievementSerializer(AchievementOutputSerializer):
+    unlocked = serializers.BooleanField()
+    unlocked_at = serializers.DateTimeField(allow_null=True)
+    progress = serializers.IntegerField(allow_null=True)
+
+
+class AchievementSetGameSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+
+
 class GameAchievementsApi(APIView):
-    class ItemSerializer(AchievementOutputSerializer):
-        unlocked = serializers.BooleanField()
-        unlocked_at = serializers.DateTimeField(allow_null=True)
-        progress = serializers.IntegerField(allow_null=True)
+    permission_classes = [GameKeyRequiredToWrite]
 
     class OutputSerializer(serializers.Serializer):
-        game = serializers.DictField()
-        achievements = serializers.ListField(child=serializers.DictField())
+        game = AchievementSetGameSerializer()
+        achievements = GameAchievementSerializer(many=True)
 
     @extend_schema(
         responses={200: OutputSerializer},
@@ -421,7 +451,10 @@ class GameAchievementsApi(APIView):
 
     @extend_schema(
         request=ManifestInput,
-        responses={200: ManifestOutput},
+        responses={
+            200: ManifestOutput,
+            409: OpenApiResponse(description="The points of an achievement players have unlocked cannot change."),
+        },
         summary="Replace-or-update the game's achievement set from a manifest",
         description=(
             "Idempotent: achievements are matched by api_name and updated; none are duplicated "

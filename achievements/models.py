@@ -7,6 +7,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from tracker.models import Source
+
 
 class Achievement(models.Model):
     MAX_POINTS = 1000
@@ -44,7 +46,7 @@ class Achievement(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.game_id}:{self.api_name}"
+        return self.name
 
     @property
     def rarity(self) -> str:
@@ -68,6 +70,13 @@ RARITY_THRESHOLDS: tuple[tuple[float, Rarity], ...] = (
 )
 
 
+def rare_below() -> float:
+    """The global unlock percentage under which an achievement is rare or rarer: the lower
+    bound of the tier just above `Rarity.RARE`. What "rare" means on every page."""
+    bounds = [lower_bound for lower_bound, _ in RARITY_THRESHOLDS]
+    return bounds[[tier for _, tier in RARITY_THRESHOLDS].index(Rarity.RARE) - 1]
+
+
 def rarity_tier(percentage: float, unlock_count: int = 1) -> str:
     """The tier of an achievement unlocked by `percentage` percent of the game's players.
 
@@ -79,13 +88,6 @@ def rarity_tier(percentage: float, unlock_count: int = 1) -> str:
         if percentage >= lower_bound:
             return tier.value
     return Rarity.LEGENDARY.value
-
-
-class Source(models.TextChoices):
-    GAME_SERVER = "server", "Game server (API key)"
-    PLAYER_CLIENT = "client", "Game client (player token)"
-    ADMIN = "admin", "Admin"
-    DEMO = "demo", "Demo data"
 
 
 class Unlock(models.Model):

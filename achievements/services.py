@@ -20,13 +20,12 @@ from achievements.models import Achievement, Progress, Source, Unlock
 from leaderboards.boards import Board, Member
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.selectors import rank_on
-from leaderboards.services import (
-    apply_season_points,
+from leaderboards.services import apply_season_points, record_moderation
+from leaderboards.sync import (
     changes_for,
     push_and_rank,
     push_to_index,
     rebuild_season_board,
-    record_moderation,
     reindex_player_after_commit,
 )
 from stats import tasks as stats_tasks
@@ -442,10 +441,6 @@ def _logged(achievement: Achievement) -> dict[str, Any]:
         "api_name": achievement.api_name,
         "points": achievement.points,
     }
-
-
-def source_for(game_key: GameKey | None) -> str:
-    return Source.GAME_SERVER if game_key else Source.PLAYER_CLIENT
 
 
 def recount_season(season: Season) -> int:

@@ -1,9 +1,9 @@
-"""Background work on achievement sets: the global unlock rate and rarity."""
+"""Background work on achievement sets: thin Celery adapters over `achievements.rarity`,
+and the outbox handler of committed unlocks."""
 
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -12,14 +12,12 @@ from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
-from django.db.models import Count, F, FloatField, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
 
-from achievements.models import Achievement, Unlock
+from achievements import rarity
+from achievements.models import Achievement
 from achievements.selectors import achievement_data
-from leaderboards import services as board_services
-from leaderboards.services import Rise
-from stats.models import PlayerGameStats, PlayerTotals
+from leaderboards import sync
+from leaderboards.boards import Rise
 from tracker import outbox, realtime
 from tracker.celery import app as celery_app
 from tracker.models import Game
@@ -48,72 +46,14 @@ def schedule_rarity_refresh(game_ids: Iterable[str]) -> None:
 
 @shared_task
 def refresh_rarity(game_id: str) -> None:
-    """Recompute each achievement's global unlock count and percentage in one game.
-
-    The denominator is every player with any recorded activity in the game.
-    """
-    players = PlayerGameStats.objects.filter(game_id=game_id).count()
-    counts = dict(
-        Unlock.objects.filter(game_id=game_id)
-        .values("achievement")
-        .annotate(n=Count("id"))
-        .values_list("achievement", "n")
-    )
-    achievements = list(Achievement.objects.filter(game_id=game_id))
-    average = (sum(counts.values()) / len(achievements) / players) if achievements and players else 0.0
-    changed = []
-    for achievement in achievements:
-        count = counts.get(achievement.pk, 0)
-        percentage = round(100.0 * count / players, 2) if players else 0.0
-        weight = round(score_weight(count, players, average), 4)
-        if (achievement.unlock_count, achievement.unlock_percentage, achievement.score_weight) != (
-            count,
-            percentage,
-            weight,
-        ):
-            achievement.unlock_count, achievement.unlock_percentage, achievement.score_weight = (
-                count,
-                percentage,
-                weight,
-            )
-            changed.append(achievement)
-    Achievement.objects.bulk_update(changed, ["unlock_count", "unlock_percentage", "score_weight"])
-
-
-# The rarity-weighted score (docs/rarity.md): each unlock is worth points × weight, where
-# weight = 1 + ln(1 / p) and p is the achievement's unlock rate smoothed toward the game's
-# average rate with the weight of PRIOR_PLAYERS players, so that an achievement with few
-# players is neither wildly rare nor common until real numbers arrive.
-PRIOR_PLAYERS = 10
-MIN_RATE = 0.001
-
-
-def score_weight(unlocks: int, players: int, game_average_rate: float) -> float:
-    rate = (unlocks + PRIOR_PLAYERS * game_average_rate) / (players + PRIOR_PLAYERS)
-    return 1.0 + math.log(1.0 / max(rate, MIN_RATE)) if rate < 1 else 1.0
+    """`rarity.refresh_rarity`, soon after unlocks (debounced) and for every game by beat."""
+    rarity.refresh_rarity(game_id=game_id)
 
 
 @shared_task
 def refresh_weighted_scores(game_id: str) -> None:
-    """Recompute every player's rarity-weighted score in one game, and their totals."""
-    weighted = (
-        Unlock.objects.filter(player=OuterRef("player"), game=OuterRef("game"))
-        .values("player")
-        .annotate(total=Sum(F("achievement__points") * F("achievement__score_weight"), output_field=FloatField()))
-        .values("total")
-    )
-    PlayerGameStats.objects.filter(game_id=game_id).update(
-        weighted_score=Coalesce(Subquery(weighted, output_field=FloatField()), Value(0.0))
-    )
-    per_player = (
-        PlayerGameStats.objects.filter(player=OuterRef("player"))
-        .values("player")
-        .annotate(total=Sum("weighted_score"))
-        .values("total")
-    )
-    PlayerTotals.objects.filter(player__game_stats__game_id=game_id).update(
-        weighted_score=Coalesce(Subquery(per_player, output_field=FloatField()), Value(0.0))
-    )
+    """`rarity.refresh_weighted_scores`, for every game by beat."""
+    rarity.refresh_weighted_scores(game_id=game_id)
 
 
 @shared_task
@@ -163,31 +103,31 @@ def relay_unlocks(events: list[dict[str, Any]]) -> None:
         ],
         strict=True,
     )
-    board_services.push_rises(list(zip(rises, risen_at, strict=True)))
+    sync.push_rises(list(zip(rises, risen_at, strict=True)))
     if rises:
         outbox.record("board_moves", {"rises": [list(rise) for rise in rises]})
 
 
 def rises_of(event: dict[str, Any]) -> list[Rise]:
-    """(board kind, scope, player, points before, points after) for every board on which
-    an unlock event raised a player's points: the game's, the global one, and seasons'."""
+    """Every all-regions board on which an unlock event raised a player's points: the
+    game's, the global one, and seasons'."""
     per_game: dict[tuple[str, str], int] = defaultdict(int)
     per_player: dict[str, int] = defaultdict(int)
     for player_id, _, game_id, points in event["unlocks"]:
         per_game[(player_id, game_id)] += points
         per_player[player_id] += points
-    rises: list[Rise] = [
-        ("game", game_id, player_id, points - per_game[(player_id, game_id)], points)
+    rises = [
+        Rise("game", game_id, player_id, points - per_game[(player_id, game_id)], points)
         for player_id, game_id, points in event["games"]
         if per_game[(player_id, game_id)]
     ]
     rises += [
-        ("global", "", player_id, points - per_player[player_id], points)
+        Rise("global", "", player_id, points - per_player[player_id], points)
         for player_id, points in event["totals"]
         if per_player[player_id]
     ]
     rises += [
-        ("season", season_id, player_id, points - added, points)
+        Rise("season", season_id, player_id, points - added, points)
         for season_id, player_id, points, added in event["seasons"]
         if added > 0
     ]

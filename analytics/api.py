@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from analytics import selectors, tables
 from tracker.auth import Caller, GameKeyAuthentication, check_may_view_analytics, require_caller
+from tracker.permissions import CallerRequired
 from tracker.selectors import get_game
 from tracker.serializers import BoundedDateField, ErrorOutputSerializer, StrictSerializer, parsed_query
 from tracker.tokens import PlayerJWTAuthentication
@@ -187,6 +188,7 @@ ERROR = OpenApiResponse(ErrorOutputSerializer)
 class GameAnalyticsApi(APIView):
     # A signed-in developer may also follow the page's link to the JSON with their session.
     authentication_classes = [GameKeyAuthentication, PlayerJWTAuthentication, SessionAuthentication]
+    permission_classes = [CallerRequired]
     renderer_classes = [JSONRenderer, CsvRenderer]
 
     class Query(RangeQuery):

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from analytics.selectors import Report
+from tracker.numbers import percent
 
 NUMERIC = {"count", "percent", "drift", "seconds", "hours"}
 
@@ -90,7 +91,7 @@ def display(value: Any, unit: str) -> str:
     if value is None:
         return "–"
     if unit == "percent":
-        return f"{value:g}%"
+        return percent(value)
     if unit == "drift":
         return f"{value:+g} pts"
     if unit == "seconds":

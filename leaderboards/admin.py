@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from achievements.services import recount_season
-from leaderboards import selectors, services, tasks
+from leaderboards import selectors, services, sync, tasks
 from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonResult
 from tracker.admin import GameAdmin, PlayerAdmin, ReadOnlyAdmin, StudioScopedAdmin
@@ -75,9 +75,25 @@ class ModerationPermission:
 
 
 class SeasonForm(forms.ModelForm):
+    """A saved season offers only its game's achievements, by name. A new one has no game
+    yet, so it offers every game's (already narrowed to the user's games by the admin),
+    labelled "Game · Achievement" and ordered by game; `clean` refuses another game's."""
+
     class Meta:
         model = Season
         fields = ["game", "name", "description", "starts_at", "ends_at", "region", "achievements"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("achievements")
+        if field is None:
+            return
+        if not self.instance._state.adding:
+            field.queryset = field.queryset.filter(game_id=self.instance.game_id)
+            field.label_from_instance = lambda achievement: achievement.name
+        else:
+            field.queryset = field.queryset.select_related("game").order_by("game__name", "position", "name")
+            field.label_from_instance = lambda achievement: f"{achievement.game.name} · {achievement.name}"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -183,7 +199,7 @@ class ModeratedPlayerAdmin(ModerationPermission, PlayerAdmin):
         super().save_model(request, obj, form, change)
         if change and {"region", "is_active"} & set(form.changed_data):
             # Another region's boards, or none at all for a deactivated account.
-            services.reindex_player_after_commit(obj)
+            sync.reindex_player_after_commit(obj)
 
     list_display = (*PlayerAdmin.list_display, "boards_hidden")
     list_filter = (*PlayerAdmin.list_filter, "boards_hidden")

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,9 +15,10 @@ from rest_framework.views import APIView
 from leaderboards import selectors
 from leaderboards.boards import Board
 from leaderboards.models import Season
-from tracker.auth import Caller, Visibility, check_may_view, require_player
-from tracker.errors import Conflict, Forbidden, NotFound
+from tracker.auth import Caller, check_may_view_in, require_player
+from tracker.errors import Conflict, NotFound
 from tracker.models import Player
+from tracker.permissions import PlayerRequired
 from tracker.regions import Region
 from tracker.selectors import get_game, get_player
 from tracker.serializers import StrictSerializer, parsed_query
@@ -88,8 +89,7 @@ def viewable(caller: Caller, player_id: uuid.UUID, game_id: Any) -> Player:
     `game_id` (None: the global board). A game key sees a non-public player's standing on
     its own game's boards only."""
     player = get_player(player_id)
-    if check_may_view(caller, player) is Visibility.OWN_GAME and str(caller.game_key.game_id) != str(game_id):
-        raise Forbidden("This player's standing outside your game is not visible to you.")
+    check_may_view_in(caller, player, game_id)
     return player
 
 
@@ -148,6 +148,8 @@ class GameAroundApi(APIView):
 
 
 class GameFriendsBoardApi(APIView):
+    permission_classes = [PlayerRequired]
+
     class Output(serializers.Serializer):
         rankings = RankingSerializer(many=True)
         total = serializers.IntegerField()
@@ -237,12 +239,6 @@ def get_season(season_id: uuid.UUID) -> Season:
     return season
 
 
-def season_board(season: Season, region: str) -> Board:
-    """A regional season has one board, its region's: asked for another region it is
-    empty (its own region's board is the season's whole board)."""
-    return Board.season(season.pk, "" if region == season.region else region)
-
-
 class SeasonListApi(APIView):
     class Query(StrictSerializer):
         game = serializers.CharField(required=False, max_length=64)
@@ -297,7 +293,7 @@ class SeasonStandingsApi(APIView):
         else:
             page = selectors.page(
                 caller,
-                season_board(season, region),
+                Board.of_season(season, region),
                 offset=query["offset"],
                 limit=query["limit"],
                 game_id=season.game_id,
@@ -326,7 +322,7 @@ class SeasonStandingApi(APIView):
         season = get_season(season_id)
         query = parsed_query(StandingQuery, request)
         if season.closed_at is None:
-            board = season_board(season, query.get("region", ""))
+            board = Board.of_season(season, query.get("region", ""))
             return standing_response(Caller.of(request), board, player_id, season.game_id)
         player = viewable(Caller.of(request), player_id, season.game_id)
         found = selectors.archived_standing(season, player.pk, query.get("region", ""))
@@ -339,12 +335,15 @@ class SeasonStandingApi(APIView):
 
 class SeasonAroundApi(APIView):
     @extend_schema(
-        parameters=[AroundQuery], responses={200: AroundOutput}, summary="Around a player in a season", tags=["seasons"]
+        parameters=[AroundQuery],
+        responses={200: AroundOutput, 409: OpenApiResponse(description="The season is closed.")},
+        summary="Around a player in a season",
+        tags=["seasons"],
     )
     def get(self, request: Request, season_id: uuid.UUID, player_id: uuid.UUID) -> Response:
         season = get_season(season_id)
         if season.closed_at is not None:
             raise Conflict("This season is closed; read its final standings instead.")
         query = parsed_query(AroundQuery, request)
-        board = season_board(season, query.get("region", ""))
+        board = Board.of_season(season, query.get("region", ""))
         return around_response(Caller.of(request), board, player_id, query["radius"], season.game_id)

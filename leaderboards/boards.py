@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
 
-from leaderboards.models import SeasonStanding
+from leaderboards.models import Season, SeasonStanding
 from stats.models import PlayerGameStats, PlayerTotals
 
 KEY_PREFIX = "qb:lb"
@@ -33,6 +35,11 @@ class Board:
     @classmethod
     def season(cls, season_id: Any, region: str = "") -> Board:
         return cls("season", str(season_id), region)
+
+    @classmethod
+    def of_season(cls, season: Season, region: str = "") -> Board:
+        """`season`'s board for `region`: a regional season has one (`Season.board_region`)."""
+        return cls.season(season.pk, season.board_region(region))
 
     @property
     def key(self) -> str:
@@ -69,9 +76,43 @@ class Member:
     hidden: bool
 
 
-Change = tuple[Board, str, "int | None"]  # (board, player id, score; None removes the player)
+class Change(NamedTuple):
+    """One entry of the rank index to write: `player_id`'s `score` on `board` (None
+    removes the player from it)."""
+
+    board: Board
+    player_id: str
+    score: int | None
+
+
+class Score(NamedTuple):
+    """A player's points on one all-regions board, as a write left them."""
+
+    board: Board
+    player_id: str
+    points: int
+    reached_at: datetime | None
+
+
+class Rise(NamedTuple):
+    """Points of one player that an unlock raised on one all-regions board. A plain tuple
+    on the wire (the outbox and Celery carry it as a list): `Rise(*row)` reads it back."""
+
+    kind: str  # "game" | "global" | "season"
+    scope: str  # game id or season id; "" for global
+    player_id: str
+    before: int
+    after: int
+
+    @property
+    def board(self) -> Board:
+        return Board(self.kind, self.scope)
 
 
 def boards_of(base: Board, region: str) -> list[Board]:
     """The boards a player of `region` is on, given the all-regions board `base`."""
     return [base, base.with_region(region)] if region else [base]
+
+
+def uuid_of(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -415,16 +415,5 @@ def reader() -> Store:
     return redis_store() or SQL
 
 
-def rebuild_soon() -> None:
-    """A read found the index not built: queue a full rebuild (repeated asks within 5
-    minutes are folded into one). Never raises; the read answers from SQL meanwhile."""
-    from leaderboards import tasks  # tasks -> services -> selectors -> index: import late
-
-    try:
-        tasks.request_rebuild()
-    except RedisError:
-        log.warning("rank index unreachable; could not request a rebuild", exc_info=True)
-
-
 def score_of(points: int, reached_at: Any) -> int | None:
     return ranking.encode(points, reached_at) if points > 0 else None

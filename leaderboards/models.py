@@ -12,6 +12,19 @@ from django.utils import timezone
 from tracker.regions import Region
 
 
+def season_board_region(season_region: str, region: str) -> str:
+    """The region key of the board a season of `season_region` ("": every region) has for
+    `region`. A regional season has one board, its region's, kept as the season's
+    all-regions board (""); any other region's board of it is empty."""
+    return "" if region == season_region else region
+
+
+def season_entry_region(season_region: str, player_region: str) -> str:
+    """The region whose board of a season a player of `player_region` is on besides its
+    all-regions board: none ("") for a regional season, whose one board is that board."""
+    return "" if season_region else player_region
+
+
 class SeasonQuerySet(models.QuerySet):
     def due_to_close(self, now: datetime) -> SeasonQuerySet:
         return self.filter(ends_at__lte=now, closed_at__isnull=True)
@@ -74,6 +87,10 @@ class Season(models.Model):
     @property
     def status(self) -> str:
         return self.status_at(timezone.now())
+
+    def board_region(self, region: str) -> str:
+        """The region key of this season's board for `region` (`season_board_region`)."""
+        return season_board_region(self.region, region)
 
 
 class SeasonStanding(models.Model):

@@ -38,13 +38,14 @@ T = TypeVar("T")
 
 
 def ask(question: Callable[[index.Store], T]) -> tuple[T, str]:
-    """`question` answered by the index, or by SQL if the index is not built (a rebuild is
-    then requested) or Redis fails. Questions only read, so asking twice is harmless."""
+    """`question` answered by the index, or by SQL if the index is not built (the next
+    `sync.run_sync` pass rebuilds it: a read never enqueues work) or Redis fails.
+    Questions only read, so asking twice is harmless."""
     store = index.reader()
     try:
         return question(store), store.name
     except index.IndexNotReady:
-        index.rebuild_soon()
+        pass
     except RedisError:
         log.warning("rank index unreachable or failed mid-read; answering from SQL", exc_info=True)
     return question(index.SQL), index.SQL.name

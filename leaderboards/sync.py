@@ -1,29 +1,32 @@
-"""Keeping the Redis rank index true to PostgreSQL: full rebuilds and the drift repair.
+"""Keeping the Redis rank index true to PostgreSQL: the unlock's index update and rank,
+moderated players' entries, full rebuilds and the drift repair.
 
 The unlock path updates the index right after commit (ZADD GT). If that update is lost —
 the process died between commit and update, or Redis was unreachable — `sync_recent`
 finds the rows changed since the last sync and writes their true scores; it runs every
 SYNC_INTERVAL from Celery beat and reads OVERLAP further back than the last run, so a
 lost update is repaired within SYNC_INTERVAL + OVERLAP. If Redis restarts empty, the
-READY key is gone: readers answer from SQL and a full rebuild is requested.
+READY key is gone: readers answer from SQL and the next sync pass rebuilds every board.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from redis.exceptions import RedisError
 
-from leaderboards import index
-from leaderboards.boards import KEY_PREFIX, Board
-from leaderboards.models import ModerationAction, Season, SeasonStanding
-from leaderboards.services import player_changes
+from leaderboards import index, selectors
+from leaderboards.boards import KEY_PREFIX, Board, Change, Member, Rise, Score, boards_of, uuid_of
+from leaderboards.models import ModerationAction, Season, SeasonStanding, season_entry_region
 from stats.models import PlayerGameStats, PlayerTotals
+from tracker import outbox
 from tracker.models import Game, Player
 from tracker.regions import Region
 
@@ -120,9 +123,9 @@ def sync_recent(store: index.RedisStore, since: datetime) -> int:
     ) -> None:
         nonlocal synced
         score = None if hidden or not active else index.score_of(points, reached)
-        changes.append((base, str(player_id), score))
+        changes.append(Change(base, str(player_id), score))
         if per_region and region:
-            changes.append((base.with_region(region), str(player_id), score))
+            changes.append(Change(base.with_region(region), str(player_id), score))
         synced += 1
         if len(changes) >= CHUNK:
             flush()
@@ -159,3 +162,148 @@ def run_sync(store: index.RedisStore, now: datetime | None = None) -> int:
     synced = sync_recent(store, last - OVERLAP)
     store.client.set(WATERMARK_KEY, now.isoformat())
     return synced
+
+
+# --- Keeping the index in step ------------------------------------------------------------
+
+
+def changes_for(
+    games: Sequence[tuple], totals: Sequence[tuple], seasons: Sequence[tuple], players: Mapping[Any, Member]
+) -> list[Change]:
+    """Index changes for rows as an unlock left them: `games` (player, game, points,
+    reached), `totals` (player, points, reached) and `seasons` (season, player, points,
+    reached, added, season region)."""
+    scores = [Score(Board.game(g), str(p), points, reached) for p, g, points, reached in games]
+    scores += [Score(Board.everywhere(), str(p), points, reached) for p, points, reached in totals]
+    scores += [Score(Board.season(s), str(p), points, reached) for s, p, points, reached, *_ in seasons]
+    regions = {str(s): region for s, *_, region in seasons}
+    return index_changes(scores, players, regions)
+
+
+def index_changes(
+    scores: Iterable[Score], members: Mapping[Any, Member], season_regions: Mapping[str, str]
+) -> list[Change]:
+    """The index entries of `scores`: each on its all-regions board and on its player's
+    region's board (none for a regional season: `season_entry_region`, by
+    `season_regions`, season id -> region); nothing for a hidden or unknown player.
+    `members` are keyed by player id (UUID)."""
+    changes: list[Change] = []
+    for score in scores:
+        member = members.get(uuid_of(score.player_id))
+        if member is None or member.hidden:
+            continue
+        region = member.region
+        if score.board.kind == "season":
+            region = season_entry_region(season_regions.get(score.board.scope, ""), region)
+        value = index.score_of(score.points, score.reached_at)
+        changes += [Change(board, score.player_id, value) for board in boards_of(score.board, region)]
+    return changes
+
+
+def push_to_index(changes: list[Change], *, only_up: bool) -> None:
+    """Write changes to the Redis index, after commit. A failure is logged, never raised:
+    PostgreSQL has the truth, the outbox relay writes the same scores again, and
+    `sync_index` repairs any drift (docs/leaderboards.md)."""
+    store = index.redis_store()
+    if store is None or not changes:
+        return
+    try:
+        store.apply(changes, only_up=only_up)
+    except RedisError:
+        log.warning("rank index update failed; the relay and the periodic sync will repair it", exc_info=True)
+
+
+def push_and_rank(changes: list[Change], asks: Sequence[tuple[Board, str]]) -> dict[tuple[Board, str], int | None]:
+    """After an unlock committed: raise its scores in the index (ZADD GT) and read the
+    asked players' ranks, in one Redis round trip. Ranks come from SQL when Redis is not
+    configured, not built or unreachable."""
+    store = index.redis_store()
+    if store is not None:
+        try:
+            ranks = store.apply_and_rank(changes, asks)
+            if ranks is not None:
+                return ranks
+        except RedisError:
+            log.warning("rank index update failed; the relay and the periodic sync will repair it", exc_info=True)
+    return {(board, player_id): selectors.rank_on(board, player_id) for board, player_id in asks}
+
+
+def player_changes(player: Player) -> list[Change]:
+    """Every index entry of one player, from the truth: their score on each board they are
+    on, and removal from the boards of the regions they are not in."""
+    pid = str(player.pk)
+    hidden = player.boards_hidden or not player.is_active
+    regions = [code for code, _ in Region.choices]
+    changes: list[Change] = []
+
+    def put(base: Board, points: int, reached: Any, per_region: bool = True) -> None:
+        score = None if hidden else index.score_of(points, reached)
+        changes.append(Change(base, pid, score))
+        if per_region:
+            for region in regions:
+                changes.append(Change(base.with_region(region), pid, score if region == player.region else None))
+
+    for game_id, points, reached in PlayerGameStats.objects.filter(player=player).values_list(
+        "game_id", "points", "points_reached_at"
+    ):
+        put(Board.game(game_id), points, reached)
+    totals = PlayerTotals.objects.filter(player=player).values_list("points", "points_reached_at").first()
+    if totals:
+        put(Board.everywhere(), *totals)
+    for season_id, region, points, reached in SeasonStanding.objects.filter(
+        player=player, season__closed_at__isnull=True
+    ).values_list("season_id", "season__region", "points", "points_reached_at"):
+        put(Board.season(season_id), points, reached, per_region=not region)
+    return changes
+
+
+def rebuild_season_board(season: Season) -> None:
+    """Rebuild one season's boards in the index from its standings (after a recount)."""
+    store = index.redis_store()
+    if store is None:
+        return
+    try:
+        rebuild_board(store, Board.season(season.pk), per_region=not season.region)
+    except RedisError:
+        log.warning("could not rebuild the season's board; the nightly rebuild will", exc_info=True)
+
+
+def reindex_player_after_commit(player: Player) -> None:
+    """After moderation or an admin edit: the player's entries from the truth, right after
+    commit and again through the outbox, in order behind every unlock relayed before it."""
+    transaction.on_commit(lambda: reindex_players([player.pk]), robust=True)
+    outbox.record("reindex", {"players": [str(player.pk)]})
+
+
+def reindex_players(player_ids: Iterable[Any], *, strict: bool = False) -> None:
+    for player in Player.objects.filter(pk__in=[uuid_of(pk) for pk in player_ids]):
+        changes = player_changes(player)
+        if strict:
+            store = index.redis_store()
+            if store is not None and changes:
+                store.apply(changes, only_up=False)
+        else:
+            push_to_index(changes, only_up=False)
+
+
+def push_rises(rises: Sequence[tuple[Rise, datetime]]) -> None:
+    """Write the scores of risen players again, as the unlocks left them (the relay): on
+    each player's boards as they stand now (region, hidden). ZADD GT never lowers a score,
+    so a repeat or a late arrival is harmless. Raises RedisError."""
+    store = index.redis_store()
+    if store is None or not rises:
+        return
+    members = {
+        pk: Member(region, hidden or not active)
+        for pk, region, hidden, active in Player.objects.filter(
+            pk__in={uuid_of(rise.player_id) for rise, _ in rises}
+        ).values_list("pk", "region", "boards_hidden", "is_active")
+    }
+    seasons = {uuid_of(rise.scope) for rise, _ in rises if rise.kind == "season"}
+    season_regions = {
+        str(pk): region for pk, region in Season.objects.filter(pk__in=seasons).values_list("pk", "region")
+    }
+    scores = [Score(rise.board, str(rise.player_id), rise.after, at) for rise, at in rises]
+    changes = index_changes(scores, members, season_regions)
+    if changes:
+        store.apply(changes, only_up=True)

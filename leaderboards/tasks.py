@@ -8,12 +8,11 @@ from typing import Any
 from celery import shared_task
 from redis.exceptions import RedisError
 
-from leaderboards import index, services, sync
+from leaderboards import index, live, services, sync
+from leaderboards.boards import Rise
 from tracker.models import Game
 
 log = logging.getLogger("questboard.leaderboards")
-
-REBUILD_LOCK = f"{sync.KEY_PREFIX}:rebuild-requested"
 
 
 @shared_task
@@ -23,17 +22,6 @@ def rebuild_index(game_id: str | None = None) -> int:
         return 0
     game = Game.objects.get(pk=game_id) if game_id else None
     return sync.rebuild(store, game)
-
-
-def request_rebuild() -> None:
-    """Ask for one full rebuild soon; repeated asks within 5 minutes are folded into it."""
-    store = index.redis_store()
-    if store is not None and store.client.set(REBUILD_LOCK, "1", nx=True, ex=300):
-        try:
-            rebuild_index.delay()
-        except Exception:
-            store.client.delete(REBUILD_LOCK)
-            log.warning("could not enqueue an index rebuild", exc_info=True)
 
 
 @shared_task
@@ -70,10 +58,10 @@ def relay_board_moves(events: list[dict[str, Any]]) -> None:
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def announce_board_moves(self: Any, rises: list[list[Any]]) -> int:
     """leaderboard.updated on every board that moved, and rival alerts (recorded, then
-    sent): `services.announce_rises`. While the channel layer is unreachable the task is
+    sent): `live.announce_rises`. While the channel layer is unreachable the task is
     retried with a growing pause; its alerts are recorded only with a successful send."""
     try:
-        return services.announce_rises([tuple(rise) for rise in rises])
+        return live.announce_rises([Rise(*rise) for rise in rises])
     except Exception as error:
         if self.request.is_eager:
             raise
@@ -83,4 +71,4 @@ def announce_board_moves(self: Any, rises: list[list[Any]]) -> int:
 def relay_reindex(events: list[dict[str, Any]]) -> None:
     """Outbox handler: write moderated players' entries from the truth, in order with the
     unlocks before them (a late unlock event cannot undo a revocation). Raises RedisError."""
-    services.reindex_players({player_id for event in events for player_id in event["players"]}, strict=True)
+    sync.reindex_players({player_id for event in events for player_id in event["players"]}, strict=True)

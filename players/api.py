@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +17,11 @@ from achievements.api import AchievementOutputSerializer
 from achievements.models import Unlock
 from achievements.selectors import Reveal, reveal_unlocks
 from players import selectors, services
-from tracker.auth import Caller, Visibility, check_may_view, require_player
-from tracker.errors import Forbidden, Invalid, NotFound
-from tracker.models import Friendship, Game, Player
+from tracker.auth import Caller, require_player, viewable_game
+from tracker.errors import Invalid, NotFound
+from tracker.models import Friendship, Game, Player, Privacy
+from tracker.permissions import PlayerRequired
+from tracker.regions import Region
 from tracker.selectors import get_game, get_player
 from tracker.serializers import BoundedDateField, StrictSerializer, parsed_body, parsed_query
 
@@ -27,15 +29,8 @@ from tracker.serializers import BoundedDateField, StrictSerializer, parsed_body,
 def viewed(request: Request, player_id: uuid.UUID, game_ref: str | None) -> tuple[Player, Game | None]:
     """The player asked about, and the game to limit to, after the privacy check. A game
     key sees a non-public player only within its own game."""
-    caller = Caller.of(request)
     player = get_player(player_id)
-    seen = check_may_view(caller, player)
-    game = get_game(game_ref) if game_ref else None
-    if seen is Visibility.OWN_GAME:
-        if game is not None and game.pk != caller.game_key.game_id:
-            raise Forbidden("This player's data in other games is not visible to you.")
-        game = caller.game
-    return player, game
+    return player, viewable_game(Caller.of(request), player, get_game(game_ref) if game_ref else None)
 
 
 class GameQuery(StrictSerializer):
@@ -50,21 +45,22 @@ def unlock_data(unlock: Unlock, reveal: Reveal) -> dict[str, Any]:
     }
 
 
-class StatisticsApi(APIView):
-    class GameRow(serializers.Serializer):
-        game_id = serializers.UUIDField()
-        game_slug = serializers.CharField()
-        game_name = serializers.CharField()
-        playtime = serializers.FloatField(help_text="Hours.")
-        achievements = serializers.IntegerField()
-        total_achievements = serializers.IntegerField()
-        completion = serializers.FloatField(help_text="Percent of the game's achievements, hidden included.")
-        points = serializers.IntegerField()
-        weighted_score = serializers.FloatField()
-        last_played = serializers.DateTimeField(allow_null=True)
+class GameStatisticsSerializer(serializers.Serializer):
+    game_id = serializers.UUIDField()
+    game_slug = serializers.CharField()
+    game_name = serializers.CharField()
+    playtime = serializers.FloatField(help_text="Hours.")
+    achievements = serializers.IntegerField()
+    total_achievements = serializers.IntegerField()
+    completion = serializers.FloatField(help_text="Percent of the game's achievements, hidden included.")
+    points = serializers.IntegerField()
+    weighted_score = serializers.FloatField()
+    last_played = serializers.DateTimeField(allow_null=True)
 
+
+class StatisticsApi(APIView):
     class Output(serializers.Serializer):
-        games = serializers.ListField(child=serializers.DictField())
+        games = GameStatisticsSerializer(many=True)
 
     @extend_schema(
         parameters=[GameQuery], responses={200: Output}, summary="A player's statistics per game", tags=["players"]
@@ -75,6 +71,11 @@ class StatisticsApi(APIView):
         return Response({"games": selectors.statistics(player, game=game)})
 
 
+class RecentUnlockSerializer(AchievementOutputSerializer):
+    game_name = serializers.CharField()
+    unlocked_at = serializers.DateTimeField()
+
+
 class DashboardApi(APIView):
     class Output(serializers.Serializer):
         total_achievements = serializers.IntegerField()
@@ -83,7 +84,7 @@ class DashboardApi(APIView):
         average_completion = serializers.FloatField()
         total_points = serializers.IntegerField()
         weighted_score = serializers.FloatField()
-        recent_achievements = AchievementOutputSerializer(many=True)
+        recent_achievements = RecentUnlockSerializer(many=True)
 
     @extend_schema(responses={200: Output}, summary="A player's dashboard totals", tags=["players"])
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
@@ -103,6 +104,16 @@ class DashboardApi(APIView):
         )
 
 
+class HistoryDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    points = serializers.IntegerField(help_text="Total at the end of the day.")
+    achievements = serializers.IntegerField(help_text="Total at the end of the day.")
+    playtime = serializers.FloatField(help_text="Hours, total at the end of the day.")
+    points_gained = serializers.IntegerField()
+    unlocks = serializers.IntegerField(help_text="Achievements unlocked that day.")
+    playtime_gained = serializers.FloatField(help_text="Hours.")
+
+
 class HistoryApi(APIView):
     class Query(GameQuery):
         start = BoundedDateField(required=False, help_text="Default: 29 days before `end`.")
@@ -119,7 +130,7 @@ class HistoryApi(APIView):
 
     class Output(serializers.Serializer):
         game_id = serializers.UUIDField(allow_null=True)
-        days = serializers.ListField(child=serializers.DictField())
+        days = HistoryDaySerializer(many=True)
 
     @extend_schema(
         parameters=[Query],
@@ -135,6 +146,42 @@ class HistoryApi(APIView):
         return Response({"game_id": str(game.pk) if game else None, "days": days})
 
 
+class MeApi(APIView):
+    """The signed-in player: who they are, and their own settings."""
+
+    permission_classes = [PlayerRequired]
+
+    class Input(StrictSerializer):
+        region = serializers.ChoiceField(choices=Region.choices, required=False)
+        privacy = serializers.ChoiceField(choices=Privacy.choices, required=False)
+        email = serializers.EmailField(max_length=254, required=False, help_text="Write-only: never shown back.")
+
+    class Output(serializers.Serializer):
+        id = serializers.UUIDField()
+        username = serializers.CharField()
+        region = serializers.ChoiceField(choices=Region.choices, allow_blank=True)
+        privacy = serializers.ChoiceField(choices=Privacy.choices)
+
+    @extend_schema(responses={200: Output}, summary="Who I am", operation_id="players_me", tags=["players"])
+    def get(self, request: Request) -> Response:
+        me = require_player(Caller.of(request))
+        return Response(self.Output(me).data)
+
+    @extend_schema(
+        request=Input,
+        responses={200: Output},
+        summary="Change my region, privacy or email",
+        description="Fields left out keep their value. A new region moves me between regional boards.",
+        operation_id="players_me_update",
+        tags=["players"],
+    )
+    def patch(self, request: Request) -> Response:
+        me = require_player(Caller.of(request))
+        data = parsed_body(self.Input, request)
+        settings = {"region": me.region, "privacy": me.privacy, "email": me.email, **data}
+        return Response(self.Output(services.player_update_settings(player=me, **settings)).data)
+
+
 # --- Friends ------------------------------------------------------------------------------
 
 
@@ -146,11 +193,23 @@ def request_data(friendship: Friendship, other: Player) -> dict[str, Any]:
     return {"id": friendship.pk, **friend_data(other), "created": friendship.created.isoformat()}
 
 
+class FriendSerializer(serializers.Serializer):
+    player_id = serializers.UUIDField()
+    username = serializers.CharField()
+
+
+class FriendRequestSerializer(FriendSerializer):
+    id = serializers.IntegerField(help_text="The request's id, to accept or decline it.")
+    created = serializers.DateTimeField()
+
+
 class FriendsApi(APIView):
+    permission_classes = [PlayerRequired]
+
     class Output(serializers.Serializer):
-        friends = serializers.ListField(child=serializers.DictField())
-        incoming = serializers.ListField(child=serializers.DictField())
-        outgoing = serializers.ListField(child=serializers.DictField())
+        friends = FriendSerializer(many=True)
+        incoming = FriendRequestSerializer(many=True, help_text="Requests sent to me.")
+        outgoing = FriendRequestSerializer(many=True, help_text="Requests I sent.")
 
     @extend_schema(responses={200: Output}, summary="My friends and pending requests", tags=["friends"])
     def get(self, request: Request) -> Response:
@@ -166,6 +225,8 @@ class FriendsApi(APIView):
 
 
 class FriendRequestApi(APIView):
+    permission_classes = [PlayerRequired]
+
     class Input(StrictSerializer):
         username = serializers.CharField(required=False, max_length=150)
         player_id = serializers.UUIDField(required=False)
@@ -183,7 +244,7 @@ class FriendRequestApi(APIView):
 
     @extend_schema(
         request=Input,
-        responses={201: Output},
+        responses={201: Output, 409: OpenApiResponse(description="Already friends, or a request is pending.")},
         summary="Send a friend request (accepts theirs if they asked first)",
         tags=["friends"],
     )
@@ -203,9 +264,15 @@ class FriendRequestApi(APIView):
 
 
 class FriendRequestAnswerApi(APIView):
+    permission_classes = [PlayerRequired]
+
     @extend_schema(
         request=None,
-        responses={200: FriendRequestApi.Output, 204: None},
+        responses={
+            200: FriendRequestApi.Output,
+            204: None,
+            400: OpenApiResponse(description="The answer is neither accept nor decline."),
+        },
         parameters=[OpenApiParameter("answer", str, OpenApiParameter.PATH, enum=["accept", "decline"])],
         summary="Accept or decline a friend request sent to me",
         operation_id="friends_requests_answer",
@@ -223,6 +290,8 @@ class FriendRequestAnswerApi(APIView):
 
 
 class FriendApi(APIView):
+    permission_classes = [PlayerRequired]
+
     @extend_schema(responses={204: None}, summary="Remove a friend (or withdraw a request)", tags=["friends"])
     def delete(self, request: Request, player_id: uuid.UUID) -> Response:
         me = require_player(Caller.of(request))

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from leaderboards.models import Season
+from leaderboards.models import Season, season_board_region
 from tracker import realtime
 from tracker.models import Game
 from tracker.regions import Region
@@ -141,6 +141,5 @@ class SeasonStreamConsumer(StreamConsumer):
         if season_region is None or (region and region not in Region.values):
             await self.refuse(NOT_FOUND)
             return
-        # A regional season has one board, its region's: that is its all-regions board.
-        board_region = "" if region == season_region else region
+        board_region = season_board_region(season_region, region)
         await self.join([realtime.season_group(season_id), realtime.board_group("season", season_id, board_region)])

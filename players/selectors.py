@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, QuerySet, Sum
 
-from achievements.models import Progress, Unlock
+from achievements.models import Progress, Unlock, rare_below
 from achievements.selectors import reveal_for, reveal_unlocks
 from stats.models import DailySnapshot, PlayerGameStats, PlayerTotals
-from tracker.auth import Caller
+from tracker.auth import Caller, friend_ids
 from tracker.models import Friendship, Game, Notification, Player, Privacy
-
-RARE_PERCENTAGE = 10.0
 
 
 def hours(seconds: int | None) -> float:
@@ -206,10 +204,11 @@ def shown_unlocks(viewer: Caller, owner: Player, *lists: list[Unlock]) -> list[l
 
 
 def latest_rare_unlocks(limit: int = 8) -> list[Unlock]:
-    """Recent unlocks of rare achievements by public players, for the home page."""
+    """Recent unlocks of rare achievements (rare or rarer tiers) by public players, for the
+    home page."""
     return list(
         Unlock.objects.filter(
-            achievement__unlock_percentage__lt=RARE_PERCENTAGE,
+            achievement__unlock_percentage__lt=rare_below(),
             achievement__unlock_count__gt=0,
             player__privacy=Privacy.PUBLIC,
             player__boards_hidden=False,
@@ -220,9 +219,7 @@ def latest_rare_unlocks(limit: int = 8) -> list[Unlock]:
 
 
 def friends_of(player: Player) -> list[Player]:
-    pairs = Friendship.objects.accepted().filter(Q(requester=player) | Q(addressee=player))
-    ids = {pid for pair in pairs.values_list("requester_id", "addressee_id") for pid in pair} - {player.pk}
-    return list(Player.objects.filter(pk__in=ids).order_by("username"))
+    return list(Player.objects.filter(pk__in=friend_ids(player)).order_by("username"))
 
 
 def pending_requests(player: Player) -> tuple[list[Friendship], list[Friendship]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from leaderboards.services import reindex_player_after_commit
+from leaderboards.sync import reindex_player_after_commit
 from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Friendship, Player
 

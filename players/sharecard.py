@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from achievements.models import Unlock
 from achievements.selectors import HIDDEN_NAME
+from tracker.numbers import percent
 
 # Bump when the drawing changes: every cached card is then drawn afresh.
 DESIGN = 1
@@ -69,7 +70,7 @@ class CardText:
             about="" if masked else achievement.description or "",
             game=unlock.game.name,
             by=f"by {unlock.player.username} · {unlock.unlocked_at:%B %-d, %Y}",
-            badge=f"{achievement.points} pts · {tier.upper()} · {achievement.unlock_percentage:.1f}% of players",
+            badge=f"{achievement.points} pts · {tier.upper()} · {percent(achievement.unlock_percentage)} of players",
             tier=tier,
         )
 

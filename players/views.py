@@ -126,12 +126,13 @@ def player_game(request: HttpRequest, username: str, slug: str) -> HttpResponse:
 def game_page(request: HttpRequest, slug: str) -> HttpResponse:
     game = get_object_or_404(Game, slug=slug)
     caller = caller_of(request)
-    unlocked: list[Any] = []
+    unlocked: dict[Any, Any] = {}
     if caller.player is not None:
-        unlocked = list(Unlock.objects.filter(player=caller.player, game=game).values_list("achievement_id", flat=True))
+        mine = Unlock.objects.filter(player=caller.player, game=game)
+        unlocked = dict(mine.values_list("achievement_id", "unlocked_at"))
     listed = list(game.achievements.all())
     reveal = reveal_for(caller, listed, unlocked=unlocked)
-    achievements = [{"achievement": a, "masked": reveal.masks(a)} for a in listed]
+    achievements = [{"achievement": a, "masked": reveal.masks(a), "unlocked_at": unlocked.get(a.pk)} for a in listed]
     top = boards.page(caller, Board.game(game.pk), limit=10, game_id=game.pk)
     return render(
         request,

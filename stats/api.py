@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from stats.services import MAX_SESSION, record_play_session
 from tracker.auth import Caller, check_may_report_play
+from tracker.permissions import CallerRequired
 from tracker.selectors import get_game, get_player
 from tracker.serializers import BoundedDateTimeField, StrictSerializer, parsed_body
 
@@ -63,9 +64,15 @@ class SessionOutput(serializers.Serializer):
 
 
 class PlaySessionApi(APIView):
+    permission_classes = [CallerRequired]
+
     @extend_schema(
         request=SessionInput,
-        responses={201: SessionOutput, 200: SessionOutput},
+        responses={
+            201: SessionOutput,
+            200: SessionOutput,
+            409: OpenApiResponse(description="The session overlaps another of the player's in this game."),
+        },
         summary="Report a play session (idempotent by session_id)",
         description=(
             "201 when recorded; 200 with already_recorded=true when this player already reported that "
@@ -88,7 +95,7 @@ class PlaySessionApi(APIView):
             session_id=values["session_id"],
             started_at=values["started_at"],
             ended_at=values["ended_at"],
-            source="server" if caller.game_key else "client",
+            source=caller.source,
         )
         session = outcome.session
         body = {

@@ -254,6 +254,34 @@ def test_a_season_cannot_count_another_games_achievements(manager: Player, game:
     assert not Season.objects.exists()
 
 
+def offered_achievements(response: Any) -> list[str]:
+    """The labels the season form's achievement picker offers."""
+    field = response.context["adminform"].form.fields["achievements"]
+    return [label for _, label in field.choices]
+
+
+def test_a_seasons_form_offers_only_its_games_achievements_by_name(
+    manager: Player, game: Game, other_game: Game
+) -> None:
+    season = running_season(game)
+
+    offered = offered_achievements(logged_in(manager).get(f"{SEASONS}{season.pk}/change/"))
+
+    assert sorted(offered) == sorted(game.achievements.values_list("name", flat=True))
+    assert "First Ore" not in offered
+
+
+def test_a_new_seasons_form_labels_every_achievement_with_its_game(
+    manager: Player, game: Game, other_game: Game
+) -> None:
+    offered = offered_achievements(logged_in(manager).get(f"{SEASONS}add/"))
+
+    assert "Moon Miners · First Ore" in offered
+    assert "Star Raiders · First Flight" in offered
+    assert offered.index("Moon Miners · First Ore") < offered.index("Star Raiders · First Flight")
+    assert not any(str(game.pk) in label for label in offered)
+
+
 def test_a_season_that_ends_before_it_starts_is_refused(manager: Player, game: Game) -> None:
     starts_at = datetime(2031, 3, 1, 18, 0, tzinfo=UTC)
 

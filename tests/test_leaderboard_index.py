@@ -448,23 +448,26 @@ def test_every_redis_read_answers_not_ready_when_the_index_is_not_built_even_if_
             read()
 
 
-def test_a_board_read_on_an_unbuilt_index_answers_from_sql_and_asks_for_a_rebuild(
-    world: World, rank_index: RedisStore, sources: list[str], monkeypatch: pytest.MonkeyPatch
+def test_a_board_read_on_an_unbuilt_index_answers_from_sql_until_the_next_sync_pass_rebuilds_it(
+    world: World, rank_index: RedisStore, sources: list[str]
 ) -> None:
     lay_out(world, [(i, START) for i in range(PLAYER_COUNT)], rank_index)
     board = Board.game(world.games[0].pk)
     built = rows(selectors.page(Caller(), board))
     rank_index.client.zadd(board.key, {str(uuid.uuid4()): ranking.encode(99, START)})  # stale, not the truth
     rank_index.client.delete(index.READY_KEY)
-    asked: list[bool] = []
-    monkeypatch.setattr(tasks, "request_rebuild", lambda: asked.append(True))
     sources.clear()
 
     assert rows(selectors.page(Caller(), board)) == built
     assert selectors.standing(board, world.player_ids[3]) is not None
     assert rows(selectors.around(Caller(), board, world.player_ids[3])) is not None
     assert sources == ["sql", "sql", "sql"]
-    assert len(asked) == 3  # tasks.request_rebuild folds repeated asks into one rebuild
+    assert not rank_index.is_ready()  # a read never enqueues work
+
+    tasks.sync_index()
+
+    assert rows(selectors.page(Caller(), board)) == built
+    assert sources[-1] == "redis"
 
 
 # --- Redis loses its data -----------------------------------------------------------------------
@@ -528,9 +531,6 @@ def test_when_redis_loses_its_data_boards_answer_from_sql_until_a_rebuild_restor
     client = api.anonymous()
     before = api_answers(client, game, contest)
     assert set(sources) == {"redis"}
-    rebuilds_requested: list[bool] = []
-    # Queue the rebuild instead of letting eager Celery run it inside the first read.
-    monkeypatch.setattr(tasks, "request_rebuild", lambda: rebuilds_requested.append(True))
 
     rank_index.client.flushdb()  # Redis restarted empty: every board and the READY key are gone
     sources.clear()
@@ -538,7 +538,6 @@ def test_when_redis_loses_its_data_boards_answer_from_sql_until_a_rebuild_restor
 
     assert during == before
     assert set(sources) == {"sql"}
-    assert rebuilds_requested
     assert not rank_index.is_ready()
 
     out = StringIO()
@@ -552,7 +551,7 @@ def test_when_redis_loses_its_data_boards_answer_from_sql_until_a_rebuild_restor
     assert_stores_agree(rank_index, every_board([game, other_game]), [str(p.pk) for p in contest])
 
 
-def test_the_first_read_after_redis_comes_back_empty_gets_the_index_rebuilt(
+def test_the_first_sync_pass_after_redis_comes_back_empty_rebuilds_the_index(
     api: Api, rank_index: RedisStore, game: Game, other_game: Game, contest: list[Player], sources: list[str]
 ) -> None:
     client = api.anonymous()
@@ -560,9 +559,9 @@ def test_the_first_read_after_redis_comes_back_empty_gets_the_index_rebuilt(
     rank_index.client.flushdb()
 
     first = client.get(f"{BOARDS}/{game.pk}").json()
+    tasks.sync_index()  # Celery beat, every SYNC_INTERVAL
     second = client.get(f"{BOARDS}/{game.pk}").json()
 
-    # Celery runs tasks inline in tests: the rebuild the first read asked for has run.
     assert first == second == before
     assert sources == ["redis", "sql", "redis"]
     assert rank_index.is_ready()

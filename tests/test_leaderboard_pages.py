@@ -168,6 +168,35 @@ def test_the_board_shows_the_top_100_only(game: Game) -> None:
     assert "103 ranked players." in text(response)
 
 
+def test_the_next_page_lists_the_places_after_the_top_100(game: Game) -> None:
+    start = timezone.now().replace(microsecond=0) - timedelta(days=1)
+    give_all(many_players(100, "top"), [achievement(game, "ACE_PILOT")], at=start)
+    give_all(many_players(3, "low"), [achievement(game, "FIRST_FLIGHT")], at=start)
+    first = visitor().get(page_of(game, "?region=eu"))
+    assert 'href="?region=eu&amp;page=2" rel="next"' in first.content.decode()
+
+    second = visitor().get(page_of(game, "?region=eu&page=2"))
+
+    assert sorted(board(second)) == [("101", "low000", "10"), ("101", "low001", "10"), ("101", "low002", "10")]
+    assert "Places 101–103 of 103" in text(second)
+    assert 'rel="next"' not in second.content.decode()
+    assert 'href="?region=eu&amp;page=1" rel="prev"' in second.content.decode()
+    assert "data-board-stream" not in second.content.decode()
+
+
+def test_the_global_board_has_pages_too(game: Game) -> None:
+    give_all(many_players(101, "ace"), [achievement(game, "ACE_PILOT")])
+
+    assert len(board(visitor().get("/leaderboards/?page=2"))) == 1
+
+
+@pytest.mark.parametrize("number", ["0", "-1", "two", "3"])
+def test_a_page_that_is_not_there_is_a_404(game: Game, number: str) -> None:
+    give_all(many_players(101, "ace"), [achievement(game, "ACE_PILOT")])
+
+    assert visitor().get(page_of(game, f"?page={number}")).status_code == 404
+
+
 def test_a_player_outside_the_top_100_sees_their_own_rank_and_percentile(game: Game, alice: Player) -> None:
     start = timezone.now().replace(microsecond=0) - timedelta(days=1)
     give_all(many_players(105, "top"), [achievement(game, "FIRST_FLIGHT"), achievement(game, "ACE_PILOT")], at=start)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import timedelta
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -161,6 +162,20 @@ class TestHome:
         assert "First Flight" not in rare  # common
         assert "Centurion" not in rare and "charlie" not in rare
 
+    def test_rare_on_the_home_page_is_the_rare_tier_or_rarer(
+        self, client: Client, alice: Player, bob: Player, game: Game
+    ) -> None:
+        for i in range(5):
+            give(make_player(f"rookie{i:02d}"), achievement(game, "FIRST_FLIGHT"))
+        give(bob, achievement(game, "FIRST_FLIGHT"))
+        give(alice, achievement(game, "ACE_PILOT"))  # 1 of 7 players, 14.3%: the rare tier
+        refresh_rarity(str(game.pk))
+
+        rare = text(client.get("/")).split("Latest rare unlocks", 1)[1]
+
+        assert achievement(game, "ACE_PILOT").rarity == "rare"
+        assert "Ace Pilot alice in Star Raiders" in rare
+
     def test_an_empty_site_says_so(self, client: Client, db: Any) -> None:
         page = text(client.get("/"))
         assert "No games yet." in page
@@ -183,8 +198,8 @@ class TestProfile:
         assert "Achievements 3" in page
         assert "Global rank #2" in page
         assert "Played 1.5 h" in page
-        assert "Star Raiders 2/4 · 50%" in page
-        assert "Moon Miners 1/1 · 100%" in page
+        assert "Star Raiders 2/4 · 50.0%" in page
+        assert "Moon Miners 1/1 · 100.0%" in page
         assert "/players/alice/games/star-raiders/" in parser.links
         # Rarest first: Ace Pilot (2 of 3 players) before First Flight and First Ore (everyone).
         rarest = page.split("Rarest achievements", 1)[1].split("Recent achievements", 1)[0]
@@ -213,7 +228,7 @@ class TestPlayerGame:
         html = client.get("/players/alice/games/star-raiders/").content.decode()
         page = text(client.get("/players/alice/games/star-raiders/"))
 
-        assert "Completion 50%" in page
+        assert "Completion 50.0%" in page
         assert "Achievements 2/4" in page
         assert "Points 35" in page
         assert "Rank #2" in page
@@ -255,6 +270,20 @@ class TestPlayerGame:
         assert client.get("/players/alice/games/no-such-game/").status_code == 404
 
 
+# --- Numbers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(66.666, "66.7%"), (100, "100.0%"), (0, "0.0%"), (0.01, "<0.1%"), (0.05, "0.1%"), (None, "–")],
+)
+def test_every_percentage_is_written_with_one_decimal(value: float | None, shown: str) -> None:
+    from django.template import Context, Template
+
+    rendered = Template("{% load numbers %}{{ value|percent }}").render(Context({"value": value}))
+    assert unescape(rendered) == shown
+
+
 # --- A game -------------------------------------------------------------------------------
 
 
@@ -276,6 +305,24 @@ class TestGamePage:
             assert "Hidden achievement" in page and "The Truth" not in page
         assert "The Truth" in text(logged_in(bob).get("/games/star-raiders/"))
 
+    def test_a_signed_in_player_sees_which_achievements_they_hold(self, alice: Player, world: dict[str, Any]) -> None:
+        html = logged_in(alice).get("/games/star-raiders/").content.decode()
+        held = re.findall(r'<li class="ach">.*?<div class="name">([^<]+)</div>', html, re.S)
+        locked = re.findall(r'<li class="ach locked">.*?<div class="name">([^<]+)</div>', html, re.S)
+
+        assert sorted(held) == ["Ace Pilot", "First Flight"]
+        assert sorted(locked) == ["Centurion", "Hidden achievement"]
+        assert world["start"].strftime("%b %-d, %Y") in text(logged_in(alice).get("/games/star-raiders/"))
+
+    def test_an_anonymous_visitor_sees_every_achievement_locked(self, client: Client, world: dict[str, Any]) -> None:
+        html = client.get("/games/star-raiders/").content.decode()
+        assert html.count('<li class="ach locked">') == 4
+
+    def test_the_top_links_to_named_players_only(self, client: Client, world: dict[str, Any]) -> None:
+        links = parse(client.get("/games/star-raiders/")).links
+        assert "/players/bob/" in links and "/players/alice/" in links
+        assert "/players/charlie/" not in links
+
     def test_an_unknown_game_is_404(self, client: Client, db: Any) -> None:
         assert client.get("/games/no-such-game/").status_code == 404
 
@@ -293,8 +340,8 @@ class TestDashboard:
         parser = parse(logged_in(alice).get("/dashboard/"))
         page = parser.text
 
-        assert "Points 40 Achievements 3 Games 2 Avg. completion 75% Played 1.5 h Global rank #2" in page
-        assert "Star Raiders 35 pts · 50%" in page
+        assert "Points 40 Achievements 3 Games 2 Avg. completion 75.0% Played 1.5 h Global rank #2" in page
+        assert "Star Raiders 35 pts · 50.0%" in page
         recent = page.split("Recent achievements", 1)[1]
         assert recent.index("First Ore") < recent.index("Ace Pilot") < recent.index("First Flight")
         assert set(parser.canvases) == {"points", "unlocks", "playtime"}
@@ -406,8 +453,8 @@ class TestCompare:
         day = world["start"].strftime("%b %-d, %Y")
 
         assert "alice vs bob in Star Raiders" in page
-        assert "alice 35 pts 2/4 · 50%" in page
-        assert "bob 100 pts 4/4 · 100%" in page
+        assert "alice 35 pts 2/4 · 50.0%" in page
+        assert "bob 100 pts 4/4 · 100.0%" in page
         assert f"Ace Pilot · common 25 ✔ {day} ✔ {day}" in page
         assert f"Centurion · uncommon 15 – ✔ {day}" in page
         # Unlocked by one of the two, but not by the visitor: masked; shown to bob, who has it.
@@ -420,7 +467,7 @@ class TestCompare:
         make_player("dave")
         page = text(client.get("/compare/star-raiders/alice/dave/"))
         assert "Hidden achievement" in page and "The Truth" not in page
-        assert "dave 0 pts 0/4 · 0%" in page
+        assert "dave 0 pts 0/4 · 0.0%" in page
 
     def test_a_private_player_cannot_be_compared_by_others(self, client: Client, world: dict[str, Any]) -> None:
         assert "This profile is private." in text(client.get("/compare/star-raiders/alice/charlie/"), 403)
@@ -743,3 +790,14 @@ def test_pages_stay_within_a_fixed_number_of_queries(
     with django_assert_max_num_queries(limit):
         response = client.get(url)
     assert response.status_code == 200
+
+
+def test_demo_members_joined_before_their_first_unlock(db: Any) -> None:
+    from django.core.management import call_command
+    from django.db.models import Min
+
+    call_command("seed_demo", players=12, days=20, stdout=io.StringIO())
+
+    players = Player.objects.annotate(first=Min("unlocks__unlocked_at")).filter(first__isnull=False)
+    assert players.count() >= 10
+    assert [p.username for p in players if p.created > p.first or p.date_joined > p.first] == []

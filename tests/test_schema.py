@@ -110,3 +110,165 @@ def test_the_schema_generates_without_warnings_and_validates(db: Any, tmp_path: 
 
     assert "Warning" not in warnings, warnings
     assert yaml.safe_load(target.read_text())["openapi"].startswith("3.")
+
+
+def schema_of(api: Api) -> dict[str, Any]:
+    return api.anonymous().get(SCHEMA_URL, {"format": "json"}).json()
+
+
+def operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, ops in schema["paths"].items() for method, op in ops.items()]
+
+
+def test_operations_that_need_credentials_do_not_claim_anonymous_access(api: Api, db: Any) -> None:
+    paths = schema_of(api)["paths"]
+
+    security = {
+        "report a session": paths["/api/v1/sessions"]["post"]["security"],
+        "unlock": paths["/api/v1/achievements/unlock"]["post"]["security"],
+        "who am I": paths["/api/v1/players/me"]["get"]["security"],
+        "my friends": paths["/api/v1/friends"]["get"]["security"],
+        "replace a manifest": paths["/api/v1/games/{game_id}/achievements"]["put"]["security"],
+    }
+
+    assert security == {
+        "report a session": [{"GameApiKey": []}, {"jwtAuth": []}],
+        "unlock": [{"GameApiKey": []}, {"jwtAuth": []}],
+        "who am I": [{"jwtAuth": []}],
+        "my friends": [{"jwtAuth": []}],
+        "replace a manifest": [{"GameApiKey": []}],
+    }
+
+
+def test_public_reads_list_anonymous_access_and_every_scheme(api: Api, db: Any) -> None:
+    paths = schema_of(api)["paths"]
+
+    for path in ("/api/v1/leaderboards/global", "/api/v1/players/{player_id}/statistics", "/api/v1/games/"):
+        assert paths[path]["get"]["security"] == [{"GameApiKey": []}, {"jwtAuth": []}, {}], path
+    # A game's achievement set is public to read, its manifest a game key's to write.
+    assert {} in paths["/api/v1/games/{game_id}/achievements"]["get"]["security"]
+
+
+def test_every_operation_documents_its_errors_in_the_one_error_shape(api: Api, db: Any) -> None:
+    schema = schema_of(api)
+    envelope = schema["components"]["schemas"]["ErrorOutput"]
+    assert envelope["required"] == ["error"]
+
+    for method, path, operation in operations(schema):
+        errors = {code: body for code, body in operation["responses"].items() if code.startswith("4")}
+        assert "429" in errors, (method, path)
+        for code, body in errors.items():
+            content = body["content"]["application/json"]["schema"]
+            assert content == {"$ref": "#/components/schemas/ErrorOutput"}, (method, path, code)
+        if {} not in operation.get("security", [{}]):
+            assert {"401", "403"} <= set(errors), (method, path)
+        if "requestBody" in operation:
+            assert {"400", "413"} <= set(errors), (method, path)
+        if "{" in path:
+            assert "404" in errors, (method, path)
+
+
+def test_the_operations_that_can_conflict_document_409(api: Api, db: Any) -> None:
+    paths = schema_of(api)["paths"]
+
+    for path, method in [
+        ("/api/v1/sessions", "post"),
+        ("/api/v1/friends/requests", "post"),
+        ("/api/v1/players/", "post"),
+        ("/api/v1/games/{game_id}/achievements", "put"),
+        ("/api/v1/seasons/{season_id}/around/{player_id}", "get"),
+    ]:
+        assert "409" in paths[path][method]["responses"], (method, path)
+
+
+def test_bodies_that_refuse_unknown_fields_say_so_and_required_text_is_not_blank(api: Api, db: Any) -> None:
+    schema = schema_of(api)
+    components = schema["components"]["schemas"]
+
+    def body_of(path: str, method: str) -> dict[str, Any]:
+        ref = schema["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return components[ref.rsplit("/", 1)[1]]
+
+    for path, method in [
+        ("/api/v1/achievements/unlock", "post"),
+        ("/api/v1/achievements/unlock/batch", "post"),
+        ("/api/v1/sessions", "post"),
+        ("/api/v1/players/me", "patch"),
+        ("/api/v1/players/", "post"),
+    ]:
+        assert body_of(path, method)["additionalProperties"] is False, (method, path)
+    assert body_of("/api/v1/achievements/unlock/batch", "post")["properties"]["unlocks"]["minItems"] == 1
+    assert body_of("/api/v1/achievements/unlock", "post")["properties"]["achievement"]["minLength"] == 1
+    # Output shapes are not closed: a field added later must not break a client.
+    assert "additionalProperties" not in components["MeOutput"]
+
+
+def test_players_me_is_typed(api: Api, db: Any) -> None:
+    schema = schema_of(api)
+    me = schema["paths"]["/api/v1/players/me"]
+    output = schema["components"]["schemas"]["MeOutput"]
+
+    assert set(me) == {"get", "patch"}
+    assert set(output["properties"]) == {"id", "username", "region", "privacy"}
+    patch = me["patch"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][patch]["properties"]) == {"region", "privacy", "email"}
+
+
+def test_every_response_is_typed_down_to_its_leaves(api: Api, db: Any) -> None:
+    schema = schema_of(api)
+    components = schema["components"]["schemas"]
+    # The error envelope's `fields` mirrors the input's shape (a list item's or a nested
+    # field's errors nest under it), so it alone is a free-form object.
+    free_form = {("ErrorOutputSerializerError", "fields"), ("ItemError", "fields")}
+
+    def untyped(node: Any, where: str) -> list[str]:
+        if not isinstance(node, dict) or "$ref" in node:
+            return []
+        found = []
+        if node.get("type") == "object" and not node.get("properties") and "additionalProperties" not in node:
+            found.append(where)
+        if node.get("additionalProperties") in ({}, True):
+            found.append(where)
+        if node.get("type") == "array":
+            found += untyped(node.get("items", {}), where + "[]")
+        for name, child in node.get("properties", {}).items():
+            found += untyped(child, f"{where}.{name}")
+        for name in ("allOf", "oneOf", "anyOf"):
+            for child in node.get(name, []):
+                found += untyped(child, where)
+        return found
+
+    response_components = {
+        ref.rsplit("/", 1)[1]
+        for _, _, operation in operations(schema)
+        for response in operation["responses"].values()
+        for body in response.get("content", {}).values()
+        for ref in [body["schema"].get("$ref", "")]
+        if ref
+    }
+    # Follow references to the nested components too.
+    seen: set[str] = set()
+    pending = list(response_components)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        pending += re.findall(r"#/components/schemas/(\w+)", str(components[name]))
+    assert {
+        "BatchUnlockOutput",
+        "GameAchievementsOutput",
+        "FriendsOutput",
+        "HistoryOutput",
+        "StatisticsOutput",
+        "PlayerAchievementsOutput",
+        "DashboardOutput",
+    } <= seen
+
+    problems = [
+        spot
+        for name in sorted(seen)
+        for spot in untyped(components[name], name)
+        if tuple(spot.split(".", 1)) not in free_form
+    ]
+    assert problems == []

@@ -13,8 +13,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from achievements.models import Achievement, Source, rarity_tier
+from achievements.rarity import score_weight
 from achievements.services import UnlockRequest, import_manifest, unlock_achievements
-from achievements.tasks import refresh_rarity, refresh_weighted_scores, score_weight
+from achievements.tasks import refresh_rarity, refresh_weighted_scores
 from players.snapshots import take_snapshots
 from stats.models import DailySnapshot, PlayerGameStats, PlayerTotals
 from stats.services import record_play_session

@@ -34,7 +34,7 @@ class PlayerRegisterApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: OutputSerializer},
+        responses={201: OutputSerializer, 409: OpenApiResponse(description="That username is taken.")},
         summary="Register a player",
         tags=["players"],
     )

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 
 from tracker.errors import Forbidden
 from tracker.memo import LocalCache
-from tracker.models import Friendship, Game, GameKey, GameMember, Player, Privacy
+from tracker.models import Friendship, Game, GameKey, GameMember, Player, Privacy, Source
 
 # Usable keys by prefix. A key revoked elsewhere stops working when its entry expires
 # (CATALOGUE_CACHE_SECONDS); expiry and the hash are checked on every request.
@@ -76,6 +76,11 @@ class Caller:
     @property
     def is_anonymous(self) -> bool:
         return self.player is None and self.game_key is None
+
+    @property
+    def source(self) -> Source:
+        """Who is reporting, as unlocks and play sessions record it."""
+        return Source.GAME_SERVER if self.game_key is not None else Source.PLAYER_CLIENT
 
 
 # Whoever may be listening: the viewer of a public stream (a board's or a season's socket),
@@ -200,6 +205,38 @@ def check_may_view(caller: Caller, player: Player) -> Visibility:
     if seen is Visibility.NONE:
         raise Forbidden("This player's profile is not visible to you.")
     return seen
+
+
+def check_may_view_in(caller: Caller, player: Player, game_id: object) -> Visibility:
+    """May this caller see `player`'s data in game `game_id` (None: across every game, as
+    on the global board)? A game key sees a non-public player only in its own game."""
+    seen = check_may_view(caller, player)
+    if seen is Visibility.OWN_GAME:
+        _require_own_game(caller, game_id)
+    return seen
+
+
+def viewable_game(caller: Caller, player: Player, game: Game | None) -> Game | None:
+    """The game to limit `player`'s data to, after the privacy check: the one asked for
+    (None: every game), or, for a game key looking at a non-public player, its own game
+    (another game asked for is refused)."""
+    return game_in_view(caller, check_may_view(caller, player), game)
+
+
+def game_in_view(caller: Caller, seen: Visibility, game: Game | None) -> Game | None:
+    """`viewable_game` once `check_may_view` has answered `seen`."""
+    if seen is not Visibility.OWN_GAME:
+        return game
+    if game is None:
+        return caller.game
+    _require_own_game(caller, game.pk)
+    return game
+
+
+def _require_own_game(caller: Caller, game_id: object) -> None:
+    assert caller.game_key is not None
+    if game_id is None or str(caller.game_key.game_id) != str(game_id):
+        raise Forbidden("This player's data outside your game is not visible to you.")
 
 
 def friend_ids(player: Player) -> set[object]:

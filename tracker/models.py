@@ -20,6 +20,15 @@ class Privacy(models.TextChoices):
     PRIVATE = "private", "Private"
 
 
+class Source(models.TextChoices):
+    """Who reported an unlock or a play session."""
+
+    GAME_SERVER = "server", "Game server (API key)"
+    PLAYER_CLIENT = "client", "Game client (player token)"
+    ADMIN = "admin", "Admin"
+    DEMO = "demo", "Demo data"
+
+
 class PlayerManager(UserManager):
     def with_email(self, email: str) -> models.QuerySet[Player]:
         """Players with this email (it is not unique: docs/players.md, "Sign-up")."""

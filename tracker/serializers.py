@@ -86,9 +86,12 @@ class ErrorOutputSerializer(serializers.Serializer):
         code = serializers.CharField()
         message = serializers.CharField()
         fields = serializers.DictField(
-            child=serializers.ListField(child=serializers.CharField()),
+            child=serializers.JSONField(),
             required=False,
-            help_text="The invalid input fields, each with what is wrong with it.",
+            help_text=(
+                "The invalid input fields, each with a list of what is wrong with it; a list or an "
+                "object of fields is keyed by item index or field name, down to the lists of messages."
+            ),
         )
 
     error = Error()

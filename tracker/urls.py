@@ -43,6 +43,7 @@ api_v1 = [
     ),
     path("auth/logout", tracker_api.LogoutApi.as_view(), name="token-logout"),
     path("players/", tracker_api.PlayerRegisterApi.as_view(), name="player-register"),
+    path("players/me", players_api.MeApi.as_view(), name="player-me"),
     path(
         "players/<uuid:player_id>/achievements",
         achievements_api.PlayerAchievementsApi.as_view(),

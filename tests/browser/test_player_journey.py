@@ -132,7 +132,7 @@ def test_a_new_player_signs_up_makes_a_friend_and_compares(demo_world: Game, liv
     sync_api.expect(cards).to_contain_text("Points")
     sync_api.expect(cards).to_contain_text("40")
     sync_api.expect(cards).to_contain_text("#1")
-    sync_api.expect(page.get_by_text("2/4 · 50%")).to_be_visible()
+    sync_api.expect(page.get_by_text("2/4 · 50.0%")).to_be_visible()
     assert charts_drawn(page) == [True, True]
     shoot(page, "profile.png")
 

@@ -15,9 +15,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from achievements import rarity
 from achievements.models import Source
 from achievements.services import UnlockRequest, import_manifest, unlock_achievement, unlock_achievements
-from achievements.tasks import refresh_rarity, refresh_weighted_scores
 from analytics import review
 from analytics.aggregation import catch_up
 from analytics.models import UnlockFlag
@@ -56,8 +56,18 @@ class Command(BaseCommand):
         now = timezone.now()
         games = [import_manifest(manifest=json.loads(p.read_text())).game for p in sorted(DEMO_DIR.glob("*.json"))]
         self._seasons({g.slug: g for g in games}, now)
-        people = [self._player("demo", rng, privacy=Privacy.PUBLIC, region=Region.EUROPE)]
-        people += [self._player(self._name(rng, i), rng) for i in range(players - 1)]
+        # Members joined before the window their play falls in, up to a year before; drawn
+        # from a stream of their own so the rest of the demo stays as the seed makes it.
+        joins = random.Random(seed + 1)
+        people = [
+            self._player(
+                "demo", rng, joined=now - timedelta(days=days + 30), privacy=Privacy.PUBLIC, region=Region.EUROPE
+            )
+        ]
+        people += [
+            self._player(self._name(rng, i), rng, joined=now - timedelta(days=days + joins.uniform(1, 365)))
+            for i in range(players - 1)
+        ]
         self._admin()
         self._studio([g for g in games if g.slug in STUDIO_GAMES])
         self._friends(people[0], people[1:], rng)
@@ -67,8 +77,8 @@ class Command(BaseCommand):
                 for game in rng.sample(games, k=rng.choice([1, 1, 2, 2, 3])):
                     unlocks += self._play(person, game, rng, now, days)
         for game in games:
-            refresh_rarity(str(game.pk))
-            refresh_weighted_scores(str(game.pk))
+            rarity.refresh_rarity(game_id=game.pk)
+            rarity.refresh_weighted_scores(game_id=game.pk)
         self._rivals(people[0], games, now)
         close_due_seasons(now + CLOSE_GRACE)
         today = now.date()
@@ -115,8 +125,14 @@ class Command(BaseCommand):
         game server reported every achievement at once twenty minutes into the first session
         (a burst, the late ones far too fast), and one whose game client claimed unlocks from
         days before the account existed."""
-        speeder = self._player("w4rp_dr1ve", rng, privacy=Privacy.PUBLIC, region=Region.NORTH_AMERICA)
         began = now - timedelta(hours=3)
+        speeder = self._player(
+            "w4rp_dr1ve",
+            rng,
+            joined=began - timedelta(minutes=5),
+            privacy=Privacy.PUBLIC,
+            region=Region.NORTH_AMERICA,
+        )
         record_play_session(
             player=speeder,
             game=game,
@@ -131,7 +147,9 @@ class Command(BaseCommand):
             at=began + timedelta(minutes=20),
             live=False,
         )
-        traveller = self._player("chr0n0_trigg3r", rng, privacy=Privacy.PUBLIC, region=Region.EUROPE)
+        traveller = self._player(
+            "chr0n0_trigg3r", rng, joined=now - timedelta(hours=2), privacy=Privacy.PUBLIC, region=Region.EUROPE
+        )
         for achievement in game.achievements.filter(client_unlockable=True):
             unlock_achievement(
                 player=traveller,
@@ -221,7 +239,14 @@ class Command(BaseCommand):
         return f"{word}{index}" if rng.random() < 0.6 else f"{word}_{rng.randint(1, 99)}x{index}"
 
     @staticmethod
-    def _player(username: str, rng: random.Random, privacy: str | None = None, region: str | None = None) -> Player:
+    def _player(
+        username: str,
+        rng: random.Random,
+        *,
+        joined: datetime,
+        privacy: str | None = None,
+        region: str | None = None,
+    ) -> Player:
         regions = [code for code, _ in Region.choices]
         player = Player(
             username=username,
@@ -235,6 +260,9 @@ class Command(BaseCommand):
             # Only the demo account logs in; hashing hundreds of passwords would take minutes.
             player.set_unusable_password()
         player.save()
+        # `created` is set on insert (auto_now_add): back-date it afterwards.
+        Player.objects.filter(pk=player.pk).update(created=joined, date_joined=joined)
+        player.created = player.date_joined = joined
         return player
 
     @staticmethod
