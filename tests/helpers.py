@@ -7,13 +7,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth.models import Group, Permission
+from django.test import Client
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from achievements.models import Achievement, Progress, Source, Unlock
 from achievements.services import unlock_achievement
 from stats.models import PlayerGameStats, PlayerTotals
-from tracker.models import Game, Player
+from tracker.models import Game, GameMember, Player
 
 UNLOCK_URL = "/api/v1/achievements/unlock"
 BATCH_URL = "/api/v1/achievements/unlock/batch"
@@ -100,3 +102,30 @@ def write_manifest(directory: Path, document: Any, name: str = "manifest.json") 
     path = directory / name
     path.write_text(json.dumps(document))
     return path
+
+
+def staff(
+    username: str, group: str | None = None, *, perms: tuple[str, ...] = (), games: tuple[Game, ...] = ()
+) -> Player:
+    """A staff account: in `group` (a role), with extra `perms` ("app.codename"), and a
+    studio member of `games`."""
+    from tests.conftest import make_player
+
+    user = make_player(username)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    for dotted in perms:
+        app_label, codename = dotted.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    for game in games:
+        GameMember.objects.create(game=game, player=user)
+    return user
+
+
+def logged_in(user: Player) -> Client:
+    """A browser signed in as `user`."""
+    client = Client()
+    client.force_login(user)
+    return client

@@ -14,35 +14,21 @@ from django.utils import timezone
 from leaderboards.models import ModerationAction, Season, SeasonResult
 from leaderboards.services import hide_player
 from tests.conftest import achievement, make_player
-from tests.helpers import give
+from tests.helpers import give, logged_in, staff
 from tracker.models import Game, GameMember, Player
 
 SEASONS = "/admin/leaderboards/season/"
 HOUR = timedelta(hours=1)
 
 
-def staff_in(group: str, username: str) -> Player:
-    user = make_player(username)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-def logged_in(user: Player) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def manager(db: Any) -> Player:
-    return staff_in("Community managers", "morgan")
+    return staff("morgan", "Community managers")
 
 
 @pytest.fixture
 def developer(db: Any) -> Player:
-    return staff_in("Game developers", "devon")
+    return staff("devon", "Game developers")
 
 
 def split(prefix: str, moment: datetime) -> dict[str, str]:

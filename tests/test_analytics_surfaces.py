@@ -17,7 +17,6 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -29,7 +28,7 @@ from analytics import selectors
 from analytics.models import AchievementDay, Cohort, Distribution, GameDay
 from leaderboards.models import Season, SeasonResult
 from tests.conftest import Api, achievement, make_player
-from tests.helpers import assert_error
+from tests.helpers import assert_error, logged_in, staff
 from tracker import ratelimits
 from tracker.models import Game, GameMember, Player
 
@@ -48,22 +47,6 @@ def page_url(game: Game) -> str:
 
 def export_url(game: Game, table: str) -> str:
     return f"/studio/{game.slug}/export/{table}.csv"
-
-
-def staff(username: str, group: str, *, games: tuple[Game, ...] = ()) -> Player:
-    user = make_player(username)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    user.groups.add(Group.objects.get(name=group))
-    for game in games:
-        GameMember.objects.create(game=game, player=user)
-    return user
-
-
-def logged_in(user: Player) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -32,7 +31,7 @@ from leaderboards.models import ModerationAction
 from stats.models import PlayerGameStats, PlayerTotals
 from stats.services import record_play_session
 from tests.conftest import Api, make_player
-from tests.helpers import unlock
+from tests.helpers import logged_in, staff, unlock
 from tracker.models import Game, GameMember, Player
 
 MINUTE = timedelta(minutes=1)
@@ -561,21 +560,6 @@ def test_two_jobs_at_once_score_each_unlock_once(monkeypatch: pytest.MonkeyPatch
 
 
 # --- The review queue ---------------------------------------------------------------------------
-
-
-def staff(username: str, group: str | None = None) -> Player:
-    user = make_player(username)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-def logged_in(user: Player) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
-from django.test import Client
 from django.utils import timezone
 from rest_framework.response import Response
 
@@ -17,7 +15,7 @@ from achievements.services import revoke_unlock
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.services import hide_player, restore_player
 from tests.conftest import Api, achievement, make_player
-from tests.helpers import assert_error, give, progress, stats, totals, unlock
+from tests.helpers import assert_error, give, logged_in, progress, staff, stats, totals, unlock
 from tracker.errors import NotFound
 from tracker.models import Game, Player
 
@@ -84,24 +82,6 @@ WITHOUT_ALICE = {
     "season": [("bob", 25, 1), ("dana", 10, 2)],
     "season eu": [("dana", 10, 1)],
 }
-
-
-def staff(username: str, *, group: str | None = None, perms: tuple[str, ...] = ()) -> Player:
-    user = make_player(username)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    for dotted in perms:
-        app_label, codename = dotted.split(".")
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    return user
-
-
-def logged_in(user: Player) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from achievements.tasks import refresh_rarity
 from players.snapshots import take_snapshots
 from stats.services import record_play_session
 from tests.conftest import Api, achievement, make_player
-from tests.helpers import give, manifest
+from tests.helpers import give, logged_in, manifest
 from tracker.models import Friendship, Game, Notification, Player, Privacy
 
 
@@ -76,12 +76,6 @@ def parse(response: Any, status: int = 200) -> PageParser:
 
 def text(response: Any, status: int = 200) -> str:
     return parse(response, status).text
-
-
-def logged_in(player: Player) -> Client:
-    client = Client()
-    client.force_login(player)
-    return client
 
 
 def play(player: Player, game: Game, seconds: int) -> None:
