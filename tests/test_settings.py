@@ -38,3 +38,13 @@ def test_the_production_defaults_pass_every_deployment_check() -> None:
     checked = start("--deploy", "--fail-level", "WARNING", SECRET_KEY="k" * 40 + "a-long-random-production-secret")
     assert checked.returncode == 0, checked.stderr
     assert "no issues" in checked.stdout
+
+
+def test_a_yes_no_setting_with_an_unexpected_value_stops_the_app_naming_it() -> None:
+    started = start(DEBUG="1", HTTPS_ONLY="ture")
+    assert started.returncode != 0
+    assert "HTTPS_ONLY='ture' is not a yes/no value" in started.stderr
+
+
+def test_yes_no_settings_take_their_words_in_any_case() -> None:
+    assert start(DEBUG="Yes", HTTPS_ONLY="OFF").returncode == 0

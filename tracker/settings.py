@@ -20,8 +20,22 @@ from limits import parse as parse_rate
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
 def envbool(name: str, default: str = "False") -> bool:
-    return os.getenv(name, default).strip().lower() in {"1", "true", "yes", "on"}
+    """A yes/no setting. Anything but a yes or no word (in any case) stops the app, naming
+    the setting: `DEBUG=flase` must not quietly mean off, nor `HTTPS_ONLY=ture` quietly on."""
+    value = os.getenv(name, default).strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={os.getenv(name)!r} is not a yes/no value: use one of "
+        f"{', '.join(sorted(TRUE_WORDS - {''}))} or {', '.join(sorted(FALSE_WORDS - {''}))}."
+    )
 
 
 def envint(name: str, default: int) -> int:
