@@ -7,7 +7,7 @@ call them; nothing else writes these tables.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from achievements import selectors, tasks, unlock_sql
 from achievements.models import Achievement, Progress, Source, Unlock
-from leaderboards.boards import Board, Member
+from leaderboards.boards import Board, Member, Moves, Score
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.selectors import rank_on
 from leaderboards.services import apply_season_points, record_moderation
 from leaderboards.sync import (
-    changes_for,
+    index_changes,
     push_and_rank,
     push_to_index,
     rebuild_season_board,
@@ -34,6 +34,7 @@ from tracker import outbox
 from tracker import selectors as tracker_selectors
 from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Game, GameKey, Player
+from tracker.regions import Region
 from tracker.sql import flat, prep, rows_sql, table, to_python
 
 
@@ -97,7 +98,7 @@ def unlock_achievements(
         outbox.wake()
     missing = [p for p, _ in pairs if p not in written.created and p not in written.earlier]
     earlier = {**written.earlier, **_existing_unlock_times(missing)}
-    changes = changes_for(written.games, written.totals, written.seasons, written.players)
+    changes = index_changes(written.moves, written.players)
     asks = [(Board.game(r.achievement.game_id), str(r.player_id)) for r in requests if rank]
     if top_level:
         ranks = push_and_rank(changes, asks)
@@ -131,20 +132,17 @@ class Written:
 
     created: set[tuple[uuid.UUID, uuid.UUID]]
     players: dict[uuid.UUID, Member]  # every requested player that exists and is active
-    games: list[tuple]  # (player_id, game_id, points, points_reached_at) per row written
-    totals: list[tuple]  # (player_id, points, points_reached_at)
-    seasons: list[tuple]  # (season_id, player_id, points, points_reached_at, added, season region)
+    moves: Moves  # every game, global and season board the new unlocks moved
     earlier: dict[tuple[uuid.UUID, uuid.UUID], datetime]  # when pairs not created were unlocked
     new: list[tuple] = field(default_factory=list)  # (player_id, achievement_id, game_id, points)
 
     def event(self, at: datetime) -> dict[str, Any]:
-        """The outbox payload of these unlocks (unlock_sql builds the same in SQL)."""
+        """The outbox payload of these unlocks (unlock_sql builds the same in SQL): the
+        unlocks, and the rises of the boards they moved (`Rise` rows)."""
         return {
             "at": at.isoformat(),
             "unlocks": [[str(p), str(a), str(g), points] for p, a, g, points in self.new],
-            "games": [[str(p), str(g), points] for p, g, points, _ in self.games],
-            "totals": [[str(p), points] for p, points, _ in self.totals],
-            "seasons": [[str(s), str(p), points, added] for s, p, points, _, added, _ in self.seasons],
+            "rises": [list(rise) for rise in self.moves.rises()],
         }
 
 
@@ -156,7 +154,7 @@ def _write_one_statement(
     game_key: GameKey | None,
     live: bool,
 ) -> Written:
-    created, players, games, totals, seasons, earlier = unlock_sql.write(
+    created, players, moved, earlier = unlock_sql.write(
         [(p, a, claimed) for (p, a), claimed in pairs],
         at=at,
         source=source,
@@ -167,9 +165,13 @@ def _write_one_statement(
     return Written(
         created={(u(p), u(a)) for p, a in created},
         players={u(p): Member(region, hidden) for p, region, hidden in players},
-        games=[(u(p), u(g), points, t(reached)) for p, g, points, reached in games],
-        totals=[(u(p), points, t(reached)) for p, points, reached in totals],
-        seasons=[(u(s), u(p), points, t(reached), added, region) for s, p, points, reached, added, region in seasons],
+        moves=Moves(
+            scores=[
+                Score(Board(kind, scope), player, points, t(reached), added)
+                for kind, scope, player, points, reached, added, _ in moved
+            ],
+            season_regions={scope: region for kind, scope, *_, region in moved if kind == "season"},
+        ),
         earlier={(u(p), u(a)): t(when) for p, a, when in earlier},
     )
 
@@ -219,12 +221,14 @@ def _write_portable(
     new = [(p, a) for (p, a), _ in pairs if (p, a) in created]
     totals = apply_deltas([PointsDelta(p, achievements[a].game_id, achievements[a].points, 1) for p, a in new], at=at)
     seasons = apply_season_points([(players[p], achievements[a], at) for p, a in new], sign=1, at=at)
+    scores = [Score(Board.game(g), str(p), points, reached, added) for p, g, points, reached, added in totals.games]
+    scores += [
+        Score(Board.everywhere(), str(p), points, reached, added) for p, points, reached, added in totals.players
+    ]
     return Written(
         created=created,
         players={pk: Member(p.region, p.boards_hidden) for pk, p in players.items()},
-        games=totals.games,
-        totals=totals.players,
-        seasons=seasons,
+        moves=Moves(scores + seasons.scores, seasons.season_regions),
         earlier=_existing_unlock_times([pair for pair, _ in pairs if pair not in created]),
         new=[(p, a, achievements[a].game_id, achievements[a].points) for p, a in new],
     )
@@ -441,6 +445,46 @@ def _logged(achievement: Achievement) -> dict[str, Any]:
         "api_name": achievement.api_name,
         "points": achievement.points,
     }
+
+
+def save_season(
+    *,
+    game: Game,
+    name: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    region: str = "",
+    description: str = "",
+    achievements: Iterable[Achievement] = (),
+    season: Season | None = None,
+) -> Season:
+    """Create a season, or change `season`: the one way every surface saves one (the admin,
+    the demo seeder, the tests). Empty `achievements`: every achievement of the game counts.
+
+    The window must be non-empty, the region known and the chosen achievements the game's
+    own; a closed season is archived and never changes (Invalid otherwise, nothing saved).
+    Its standings are then recounted from the unlocks inside the window, so a season whose
+    window has begun already, or whose rules changed, counts what it should.
+    """
+    chosen = list(achievements)
+    if ends_at <= starts_at:
+        raise Invalid("A season must end after it starts.", fields={"ends_at": ["Must be after starts_at."]})
+    if region and region not in Region.values:
+        raise Invalid(f"Unknown region '{region}'.", fields={"region": ["Not a known region."]})
+    if any(achievement.game_id != game.pk for achievement in chosen):
+        raise Invalid(
+            "Choose only achievements of the season's game.", fields={"achievements": ["Not of the season's game."]}
+        )
+    if season is not None and season.closed_at is not None:
+        raise Conflict("A closed season is archived and cannot change.")
+    season = season or Season()
+    season.game, season.name, season.description = game, name, description
+    season.starts_at, season.ends_at, season.region = starts_at, ends_at, region
+    with transaction.atomic():
+        season.save()
+        season.achievements.set(chosen)
+        recount_season(season)
+    return season
 
 
 def recount_season(season: Season) -> int:

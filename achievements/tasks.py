@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -86,8 +85,8 @@ def relay_unlocks(events: list[dict[str, Any]]) -> None:
         at = datetime.fromisoformat(event["at"])
         toasts += [(player_id, achievement_id, event["at"]) for player_id, achievement_id, _, _ in event["unlocks"]]
         games |= {game_id for _, _, game_id, _ in event["unlocks"]}
-        for rise in rises_of(event):
-            rises.append(rise)
+        for row in event["rises"]:
+            rises.append(Rise(*row))
             risen_at.append(at)
     schedule_rarity_refresh(sorted(games))
     achievements = Achievement.objects.in_bulk({uuid.UUID(a) for _, a, _ in toasts})
@@ -106,29 +105,3 @@ def relay_unlocks(events: list[dict[str, Any]]) -> None:
     sync.push_rises(list(zip(rises, risen_at, strict=True)))
     if rises:
         outbox.record("board_moves", {"rises": [list(rise) for rise in rises]})
-
-
-def rises_of(event: dict[str, Any]) -> list[Rise]:
-    """Every all-regions board on which an unlock event raised a player's points: the
-    game's, the global one, and seasons'."""
-    per_game: dict[tuple[str, str], int] = defaultdict(int)
-    per_player: dict[str, int] = defaultdict(int)
-    for player_id, _, game_id, points in event["unlocks"]:
-        per_game[(player_id, game_id)] += points
-        per_player[player_id] += points
-    rises = [
-        Rise("game", game_id, player_id, points - per_game[(player_id, game_id)], points)
-        for player_id, game_id, points in event["games"]
-        if per_game[(player_id, game_id)]
-    ]
-    rises += [
-        Rise("global", "", player_id, points - per_player[player_id], points)
-        for player_id, points in event["totals"]
-        if per_player[player_id]
-    ]
-    rises += [
-        Rise("season", season_id, player_id, points - added, points)
-        for season_id, player_id, points, added in event["seasons"]
-        if added > 0
-    ]
-    return rises

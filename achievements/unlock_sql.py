@@ -13,7 +13,8 @@ everything an unlock must do before it may answer 2xx:
    ``[starts_at, ends_at)`` holding the unlock time, the season's region, its chosen
    achievements) — the same rules as `leaderboards.services.apply_season_points`.
 4. One outbox row (kind ``unlocks``) with what the after-commit work needs
-   (`tracker.outbox`). No NOTIFY: PostgreSQL serialises the commits of notifying
+   (`tracker.outbox`): the new unlocks, and the rise of every board they moved, from the
+   same rows the reply returns as what moved. No NOTIFY: PostgreSQL serialises the commits of notifying
    transactions, fsync included, which capped unlocks at a few hundred a second; the
    relay polls instead.
 
@@ -58,14 +59,16 @@ inserted AS (
 new AS (
     SELECT known.* FROM inserted JOIN known USING (player_id, achievement_id)
 ),
+game_new AS (
+    SELECT player_id, game_id, sum(points) AS added, count(*) AS n FROM new GROUP BY player_id, game_id
+),
 game_rows AS (
     INSERT INTO stats_playergamestats AS t (player_id, game_id, points, achievement_count, completion,
         points_reached_at, first_activity, last_activity, playtime_seconds, updated_at)
-    SELECT n.player_id, n.game_id, sum(n.points), count(*),
-        COALESCE(100.0 * count(*) / NULLIF(g.achievement_count, 0), 0),
-        CASE WHEN sum(n.points) > 0 THEN %(second)s::timestamptz END, %(second)s::timestamptz, %(second)s::timestamptz, 0, %(second)s::timestamptz
-    FROM new n JOIN tracker_game g ON g.id = n.game_id
-    GROUP BY n.player_id, n.game_id, g.achievement_count
+    SELECT n.player_id, n.game_id, n.added, n.n,
+        COALESCE(100.0 * n.n / NULLIF(g.achievement_count, 0), 0),
+        CASE WHEN n.added > 0 THEN %(second)s::timestamptz END, %(second)s::timestamptz, %(second)s::timestamptz, 0, %(second)s::timestamptz
+    FROM game_new n JOIN tracker_game g ON g.id = n.game_id
     ORDER BY n.player_id, n.game_id
     ON CONFLICT (player_id, game_id) DO UPDATE SET
         points = t.points + excluded.points,
@@ -78,11 +81,13 @@ game_rows AS (
         updated_at = excluded.updated_at
     RETURNING player_id, game_id, points, points_reached_at
 ),
+total_new AS (
+    SELECT player_id, sum(points) AS added, count(*) AS n FROM new GROUP BY player_id
+),
 total_rows AS (
     INSERT INTO stats_playertotals AS t (player_id, points, achievement_count, points_reached_at, updated_at)
-    SELECT player_id, sum(points), count(*), CASE WHEN sum(points) > 0 THEN %(second)s::timestamptz END, %(second)s::timestamptz
-    FROM new
-    GROUP BY player_id
+    SELECT player_id, added, n, CASE WHEN added > 0 THEN %(second)s::timestamptz END, %(second)s::timestamptz
+    FROM total_new
     ORDER BY player_id
     ON CONFLICT (player_id) DO UPDATE SET
         points = t.points + excluded.points,
@@ -117,9 +122,16 @@ season_rows AS (
         updated_at = excluded.updated_at
     RETURNING season_id, player_id, points, points_reached_at
 ),
-seasons AS (
-    SELECT r.season_id, r.player_id, r.points, r.points_reached_at, s.added, s.season_region
-    FROM season_rows r JOIN season_new s USING (season_id, player_id)
+moved AS (
+    SELECT 'game' AS kind, r.game_id::text AS scope, r.player_id, r.points, r.points_reached_at, n.added,
+        '' AS season_region
+    FROM game_rows r JOIN game_new n USING (player_id, game_id)
+    UNION ALL
+    SELECT 'global', '', r.player_id, r.points, r.points_reached_at, n.added, ''
+    FROM total_rows r JOIN total_new n USING (player_id)
+    UNION ALL
+    SELECT 'season', r.season_id::text, r.player_id, r.points, r.points_reached_at, n.added, n.season_region
+    FROM season_rows r JOIN season_new n USING (season_id, player_id)
 ),
 outbox AS (
     INSERT INTO tracker_outboxevent (kind, payload, created)
@@ -127,10 +139,8 @@ outbox AS (
         'at', %(at_text)s::text,
         'unlocks', (SELECT COALESCE(jsonb_agg(jsonb_build_array(player_id, achievement_id, game_id, points)), '[]')
             FROM new),
-        'games', (SELECT COALESCE(jsonb_agg(jsonb_build_array(player_id, game_id, points)), '[]') FROM game_rows),
-        'totals', (SELECT COALESCE(jsonb_agg(jsonb_build_array(player_id, points)), '[]') FROM total_rows),
-        'seasons', (SELECT COALESCE(jsonb_agg(jsonb_build_array(season_id, player_id, points, added)), '[]')
-            FROM seasons)
+        'rises', (SELECT COALESCE(jsonb_agg(jsonb_build_array(kind, scope, player_id, points - added, points)), '[]')
+            FROM moved WHERE added > 0)
     ), now()
     WHERE %(live)s::boolean AND EXISTS (SELECT 1 FROM new)
     RETURNING id
@@ -139,10 +149,8 @@ SELECT
     (SELECT jsonb_agg(jsonb_build_array(player_id, achievement_id)) FROM inserted),
     (SELECT jsonb_agg(jsonb_build_array(id, region, boards_hidden)) FROM tracker_player
         WHERE id IN (SELECT player_id FROM req) AND is_active),
-    (SELECT jsonb_agg(jsonb_build_array(player_id, game_id, points, points_reached_at)) FROM game_rows),
-    (SELECT jsonb_agg(jsonb_build_array(player_id, points, points_reached_at)) FROM total_rows),
-    (SELECT jsonb_agg(jsonb_build_array(season_id, player_id, points, points_reached_at, added, season_region))
-        FROM seasons),
+    (SELECT jsonb_agg(jsonb_build_array(kind, scope, player_id, points, points_reached_at, added, season_region))
+        FROM moved),
     (SELECT jsonb_agg(jsonb_build_array(u.player_id, u.achievement_id, u.unlocked_at))
         FROM achievements_unlock u JOIN req USING (player_id, achievement_id))
 """
@@ -157,7 +165,10 @@ def write(
     live: bool,
 ) -> tuple[list[Any], ...]:
     """Run the statement for (player_id, achievement_id, claimed_at) `pairs`, sorted and
-    without duplicates. Returns its six JSON columns as lists (None as [])."""
+    without duplicates. Returns its four JSON columns as lists (None as []): the unlocks
+    inserted, the requested players that exist, what moved on which all-regions board
+    (kind, scope, player, points, reached at, added, season region) and the unlock times
+    of every requested pair that exists."""
     with prepared_cursor() as cursor:
         cursor.execute(
             STATEMENT,

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from achievements.services import recount_season
+from achievements.services import save_season
 from leaderboards import selectors, services, sync, tasks
 from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonResult
@@ -145,16 +145,26 @@ class SeasonAdmin(StudioScopedAdmin, ModerationPermission, admin.ModelAdmin):
             rows,
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Season | None = None) -> tuple[str, ...]:
-        if obj is not None and obj.closed_at is not None:
-            # A closed season is archived for good.
-            return ("game", "name", "starts_at", "ends_at", "region", "achievements", "closed_at", "live_standings")
-        return self.readonly_fields
+    def has_change_permission(self, request: HttpRequest, obj: Season | None = None) -> bool:
+        # A closed season is archived for good: it opens read-only.
+        return super().has_change_permission(request, obj) and (obj is None or obj.closed_at is None)
+
+    def save_model(self, request: HttpRequest, obj: Season, form: Any, change: bool) -> None:
+        """Nothing here: `save_related` saves the season and its chosen achievements at once,
+        through the one season service, which also recounts what its window holds."""
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        # The window, region or chosen achievements may differ now: count what is inside.
-        recount_season(form.instance)
+        data = form.cleaned_data
+        save_season(
+            season=form.instance,
+            game=data["game"],
+            name=data["name"],
+            description=data["description"],
+            starts_at=data["starts_at"],
+            ends_at=data["ends_at"],
+            region=data["region"],
+            achievements=data["achievements"],
+        )
 
     @admin.action(description="Close now and archive final standings", permissions=["change"])
     def close_now(self, request: HttpRequest, queryset: QuerySet[Season]) -> None:

@@ -86,12 +86,31 @@ class Change(NamedTuple):
 
 
 class Score(NamedTuple):
-    """A player's points on one all-regions board, as a write left them."""
+    """A player's points on one all-regions board as a write left them, and how many of
+    them that write `added`: what moved where, computed once by the write (both unlock
+    paths) and read by the rank index (`leaderboards.sync.index_changes`) and, as a
+    `Rise`, by the live side."""
 
     board: Board
     player_id: str
     points: int
     reached_at: datetime | None
+    added: int = 0
+
+    def rise(self) -> Rise:
+        return Rise(self.board.kind, self.board.scope, self.player_id, self.points - self.added, self.points)
+
+
+class Moves(NamedTuple):
+    """What one write moved: a `Score` per all-regions board it changed, and the region of
+    each season among them (season id -> region, "" for an all-regions season), which
+    decides whether that season has regional boards too."""
+
+    scores: list[Score]
+    season_regions: dict[str, str]
+
+    def rises(self) -> list[Rise]:
+        return [score.rise() for score in self.scores if score.added > 0]
 
 
 class Rise(NamedTuple):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from leaderboards import index, ranking
-from leaderboards.boards import Board
+from leaderboards.boards import Board, Moves, Score
 from leaderboards.models import ModerationAction, Season, SeasonResult, SeasonStanding
 from leaderboards.sync import reindex_player_after_commit
 from tracker import realtime
@@ -33,18 +33,18 @@ CLOSE_GRACE = timedelta(seconds=30)
 # --- Season points, inside the unlock (or revocation) transaction -------------------------
 
 
-def apply_season_points(items: Sequence[tuple[Player, Any, datetime]], *, sign: int, at: datetime) -> list[tuple]:
+def apply_season_points(items: Sequence[tuple[Player, Any, datetime]], *, sign: int, at: datetime) -> Moves:
     """Add (sign=1) or remove (sign=-1) the points of unlocks to every open season they
     count in. `items` are (player, achievement, unlocked_at). An unlock counts in a season
     of its game when unlocked_at is inside [starts_at, ends_at), the player is of the
     season's region (if it has one) and the achievement is among the season's chosen ones
     (if it has any). Closed seasons are archived and never change.
 
-    Returns (season_id, player_id, points, points_reached_at, points added, season region)
-    per standing written.
+    Returns what moved: each standing written, with the points added, and its season's region.
     """
+    none = Moves([], {})
     if not items:
-        return []
+        return none
     times = [unlocked_at for *_, unlocked_at in items]
     seasons = list(
         Season.objects.filter(
@@ -55,7 +55,7 @@ def apply_season_points(items: Sequence[tuple[Player, Any, datetime]], *, sign: 
         )
     )
     if not seasons:
-        return []
+        return none
     chosen: dict[Any, set[Any]] = defaultdict(set)
     for season_id, achievement_id in Season.achievements.through.objects.filter(season__in=seasons).values_list(
         "season_id", "achievement_id"
@@ -75,11 +75,16 @@ def apply_season_points(items: Sequence[tuple[Player, Any, datetime]], *, sign: 
                 bucket[0] += sign * achievement.points
                 bucket[1] += sign
     if not deltas:
-        return []
+        return none
     rows = [(season_id, player_id, points, count) for (season_id, player_id), (points, count) in sorted(deltas.items())]
     written = add_counters(SeasonStanding, keys=("season", "player"), rows=rows, at=at.replace(microsecond=0))
-    regions = {season.pk: season.region for season in seasons}
-    return [(*row, deltas[(row[0], row[1])][0], regions[row[0]]) for row in written]
+    return Moves(
+        scores=[
+            Score(Board.season(season_id), str(player_id), points, reached, deltas[(season_id, player_id)][0])
+            for season_id, player_id, points, reached in written
+        ],
+        season_regions={str(season.pk): season.region for season in seasons},
+    )
 
 
 # --- Moderation ---------------------------------------------------------------------------

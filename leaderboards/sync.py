@@ -23,7 +23,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from leaderboards import index, selectors
-from leaderboards.boards import KEY_PREFIX, Board, Change, Member, Rise, Score, boards_of, uuid_of
+from leaderboards.boards import KEY_PREFIX, Board, Change, Member, Moves, Rise, Score, boards_of, uuid_of
 from leaderboards.models import ModerationAction, Season, SeasonStanding, season_entry_region
 from stats.models import PlayerGameStats, PlayerTotals
 from tracker import outbox
@@ -167,34 +167,18 @@ def run_sync(store: index.RedisStore, now: datetime | None = None) -> int:
 # --- Keeping the index in step ------------------------------------------------------------
 
 
-def changes_for(
-    games: Sequence[tuple], totals: Sequence[tuple], seasons: Sequence[tuple], players: Mapping[Any, Member]
-) -> list[Change]:
-    """Index changes for rows as an unlock left them: `games` (player, game, points,
-    reached), `totals` (player, points, reached) and `seasons` (season, player, points,
-    reached, added, season region)."""
-    scores = [Score(Board.game(g), str(p), points, reached) for p, g, points, reached in games]
-    scores += [Score(Board.everywhere(), str(p), points, reached) for p, points, reached in totals]
-    scores += [Score(Board.season(s), str(p), points, reached) for s, p, points, reached, *_ in seasons]
-    regions = {str(s): region for s, *_, region in seasons}
-    return index_changes(scores, players, regions)
-
-
-def index_changes(
-    scores: Iterable[Score], members: Mapping[Any, Member], season_regions: Mapping[str, str]
-) -> list[Change]:
-    """The index entries of `scores`: each on its all-regions board and on its player's
-    region's board (none for a regional season: `season_entry_region`, by
-    `season_regions`, season id -> region); nothing for a hidden or unknown player.
-    `members` are keyed by player id (UUID)."""
+def index_changes(moves: Moves, members: Mapping[Any, Member]) -> list[Change]:
+    """The index entries of what a write moved: each score on its all-regions board and on
+    its player's region's board (none for a regional season: `season_entry_region`);
+    nothing for a hidden or unknown player. `members` are keyed by player id (UUID)."""
     changes: list[Change] = []
-    for score in scores:
+    for score in moves.scores:
         member = members.get(uuid_of(score.player_id))
         if member is None or member.hidden:
             continue
         region = member.region
         if score.board.kind == "season":
-            region = season_entry_region(season_regions.get(score.board.scope, ""), region)
+            region = season_entry_region(moves.season_regions.get(score.board.scope, ""), region)
         value = index.score_of(score.points, score.reached_at)
         changes += [Change(board, score.player_id, value) for board in boards_of(score.board, region)]
     return changes
@@ -304,6 +288,6 @@ def push_rises(rises: Sequence[tuple[Rise, datetime]]) -> None:
         str(pk): region for pk, region in Season.objects.filter(pk__in=seasons).values_list("pk", "region")
     }
     scores = [Score(rise.board, str(rise.player_id), rise.after, at) for rise, at in rises]
-    changes = index_changes(scores, members, season_regions)
+    changes = index_changes(Moves(scores, season_regions), members)
     if changes:
         store.apply(changes, only_up=True)

@@ -31,8 +31,9 @@ class PointsDelta:
 
 @dataclass(frozen=True)
 class NewTotals:
-    """Rows as they stand after `apply_deltas`: (player_id, game_id, points, reached_at)
-    per game, and (player_id, points, reached_at) overall."""
+    """Rows as they stand after `apply_deltas`, with the points it added:
+    (player_id, game_id, points, reached_at, added) per game, and (player_id, points,
+    reached_at, added) overall."""
 
     games: list[tuple]
     players: list[tuple]
@@ -93,7 +94,10 @@ def apply_deltas(deltas: Iterable[PointsDelta], *, at: datetime) -> NewTotals:
     for (player_id, game_id), (_, count) in per_game.items():
         if count < 0:  # revocations update in place, without the completion expression
             refresh_completion(Game.objects.get(pk=game_id), player_ids=[player_id])
-    return NewTotals(games, players)
+    return NewTotals(
+        games=[(*row, per_game[(row[0], row[1])][0]) for row in games],
+        players=[(*row, per_player[row[0]][0]) for row in players],
+    )
 
 
 def refresh_completion(game: Game, player_ids: Iterable[UUID] | None = None) -> None:

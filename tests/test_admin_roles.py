@@ -11,8 +11,9 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
+from achievements.services import save_season
 from leaderboards.models import ModerationAction, Season, SeasonResult
-from leaderboards.services import hide_player
+from leaderboards.services import close_season, hide_player
 from tests.conftest import achievement, make_player
 from tests.helpers import give, logged_in, staff
 from tracker.models import Game, GameMember, Player
@@ -56,7 +57,7 @@ def offered_actions(response: Any) -> set[str]:
 
 def running_season(game: Game) -> Season:
     now = timezone.now().replace(microsecond=0)
-    return Season.objects.create(game=game, name="Spring Cup", starts_at=now - HOUR, ends_at=now + HOUR)
+    return save_season(game=game, name="Spring Cup", starts_at=now - HOUR, ends_at=now + HOUR)
 
 
 # --- The roles ----------------------------------------------------------------------------
@@ -375,3 +376,19 @@ def test_a_community_manager_never_sees_a_players_email_but_a_superuser_does(man
     assert "alice" in as_manager.content.decode()
     assert "alice@example.com" not in as_manager.content.decode()
     assert "alice@example.com" in as_superuser.content.decode()
+
+
+def test_a_closed_season_opens_read_only_in_the_admin(manager: Player, game: Game) -> None:
+    season = running_season(game)
+    close_season(season=season)
+    client = logged_in(manager)
+
+    page = client.get(f"{SEASONS}{season.pk}/change/")
+    changed = client.post(
+        f"{SEASONS}{season.pk}/change/", season_form(game, starts_at=season.starts_at, ends_at=season.ends_at)
+    )
+
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert changed.status_code == 403
+    assert Season.objects.get(pk=season.pk).name == season.name

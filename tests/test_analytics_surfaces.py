@@ -728,6 +728,7 @@ def studios(game: Game, other_game: Game) -> dict[str, Any]:
     now = timezone.now().replace(microsecond=0)
     seasons = {}
     for each, name, player in ((game, "Nebula Run", "vega"), (other_game, "Lunar Sprint", "orion")):
+        # An archive as closing leaves one, its result written directly.
         season = Season.objects.create(
             game=each, name=name, starts_at=now - timedelta(days=2), ends_at=now - timedelta(days=1), closed_at=now
         )

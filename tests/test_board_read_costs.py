@@ -25,6 +25,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.response import Response
 
+from achievements.services import save_season
 from leaderboards import selectors, sync
 from leaderboards.index import RedisStore
 from leaderboards.models import Season, SeasonStanding
@@ -63,9 +64,7 @@ def crowd(rank_index: RedisStore, game: Game, alice: Player) -> Crowd:
     )
     players.insert(CROWD // 2, alice)
     now = timezone.now()
-    season = Season.objects.create(
-        game=game, name="Cost Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
-    )
+    season = save_season(game=game, name="Cost Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1))
     scores = [(p, 1000 - i // 2, START + timedelta(seconds=i)) for i, p in enumerate(players)]
     PlayerGameStats.objects.bulk_create(
         PlayerGameStats(player=p, game=game, points=points, points_reached_at=at) for p, points, at in scores

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from achievements.models import Achievement, Source
-from achievements.services import UnlockRequest, unlock_achievements
+from achievements.services import UnlockRequest, save_season, unlock_achievements
 from leaderboards.models import Season
 from leaderboards.services import close_season
 from tests.conftest import achievement, make_player
@@ -137,7 +137,7 @@ def ranked(game: Game, alice: Player, bob: Player, charlie: Player) -> Game:
 def a_season(game: Game, name: str = "Spring Cup", **extra: Any) -> Season:
     now = timezone.now().replace(microsecond=0)
     window = {"starts_at": now - timedelta(days=1), "ends_at": now + timedelta(days=1), **extra}
-    return Season.objects.create(game=game, name=name, **window)
+    return save_season(game=game, name=name, **window)
 
 
 # --- A game's board -----------------------------------------------------------------------
@@ -325,10 +325,13 @@ def test_another_games_season_is_a_404(game: Game, other_game: Game) -> None:
 def test_the_board_page_does_a_bounded_number_of_queries(
     game: Game, alice: Player, django_assert_max_num_queries: Any
 ) -> None:
-    give_all(many_players(40, "pub"), [achievement(game, "ACE_PILOT")])
-    give_all(many_players(10, "frn", privacy=Privacy.FRIENDS), [achievement(game, "ACE_PILOT")])
-    give_all(many_players(10, "prv", privacy=Privacy.PRIVATE), [achievement(game, "FIRST_FLIGHT")])
-    give(alice, achievement(game, "FIRST_FLIGHT"), at=timezone.now() - timedelta(days=3))
+    before_the_seasons = timezone.now() - timedelta(days=3)
+    give_all(many_players(40, "pub"), [achievement(game, "ACE_PILOT")], at=before_the_seasons)
+    give_all(many_players(10, "frn", privacy=Privacy.FRIENDS), [achievement(game, "ACE_PILOT")], at=before_the_seasons)
+    give_all(
+        many_players(10, "prv", privacy=Privacy.PRIVATE), [achievement(game, "FIRST_FLIGHT")], at=before_the_seasons
+    )
+    give(alice, achievement(game, "FIRST_FLIGHT"), at=before_the_seasons)
     season = a_season(game)
     give_all(many_players(60, "ssn"), [achievement(game, "SECRET_ENDING")], at=season.starts_at + HOUR)
     client = visitor(alice)

@@ -31,6 +31,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from achievements.models import Unlock
+from achievements.services import save_season
 from leaderboards.boards import Board
 from leaderboards.models import Season
 from leaderboards.services import close_season, hide_player
@@ -596,10 +597,10 @@ def test_season_watchers_see_its_board_move_and_its_close(
     alice: Player, bob: Player, game: Game, game_key: str
 ) -> None:
     now = timezone.now().replace(microsecond=0)
-    season = Season.objects.create(
+    season = save_season(
         game=game, name="Spring Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
     )
-    closed_elsewhere = Season.objects.create(
+    closed_elsewhere = save_season(
         game=game, name="Other Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
     )
 
@@ -649,9 +650,7 @@ def test_season_watchers_see_its_board_move_and_its_close(
 
 def test_a_season_stream_refuses_an_unknown_region(game: Game) -> None:
     now = timezone.now()
-    season = Season.objects.create(
-        game=game, name="Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
-    )
+    season = save_season(game=game, name="Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1))
 
     async def scenario() -> None:
         assert await refusal(f"/ws/seasons/{season.pk}/?region=mars") == NOT_FOUND
@@ -661,7 +660,7 @@ def test_a_season_stream_refuses_an_unknown_region(game: Game) -> None:
 
 def test_a_regional_seasons_own_region_stream_hears_its_board_move(alice: Player, game: Game, game_key: str) -> None:
     now = timezone.now()
-    season = Season.objects.create(
+    season = save_season(
         game=game, name="EU Cup", region="eu", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
     )
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from achievements.models import Progress, Unlock
-from achievements.services import revoke_unlock
+from achievements.services import revoke_unlock, save_season
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.services import hide_player, restore_player
 from tests.conftest import Api, achievement, make_player
@@ -32,9 +32,7 @@ def dana(db: Any) -> Player:
 @pytest.fixture
 def season(game: Game) -> Season:
     now = timezone.now().replace(microsecond=0)
-    return Season.objects.create(
-        game=game, name="Spring Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
-    )
+    return save_season(game=game, name="Spring Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1))
 
 
 @pytest.fixture

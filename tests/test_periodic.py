@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
+from achievements.services import save_season
 from leaderboards.models import Season
 from stats.models import DailySnapshot, PlayerGameStats
 from tests.conftest import achievement
@@ -23,7 +24,7 @@ from tracker.models import Game, Player
 def test_run_periodic_once_closes_due_seasons_and_takes_snapshots_and_scores(alice: Player, game: Game) -> None:
     give(alice, achievement(game, "ACE_PILOT"))
     now = timezone.now()
-    season = Season.objects.create(
+    season = save_season(
         game=game, name="Winter Cup", starts_at=now - timedelta(days=7), ends_at=now - timedelta(minutes=5)
     )
     out = StringIO()

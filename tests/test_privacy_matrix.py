@@ -27,7 +27,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from achievements.models import Achievement, Unlock
-from achievements.services import import_manifest
+from achievements.services import import_manifest, save_season
 from leaderboards.models import Season
 from leaderboards.services import close_season
 from players.sharecard import CARD_MAX_AGE, card_png
@@ -98,8 +98,8 @@ def boards(privacy: str, alice: Player, bob: Player, game: Game) -> Boards:
     befriend(alice, dana)
     now = timezone.now()
     window = {"starts_at": now - timedelta(days=1), "ends_at": now + timedelta(days=1)}
-    season = Season.objects.create(game=game, name="Live Cup", **window)
-    closed = Season.objects.create(game=game, name="Done Cup", **window)
+    season = save_season(game=game, name="Live Cup", **window)
+    closed = save_season(game=game, name="Done Cup", **window)
     give(dana, achievement(game, "SECRET_ENDING"))
     give(bob, achievement(game, "ACE_PILOT"))
     give(alice, achievement(game, "FIRST_FLIGHT"))
@@ -256,9 +256,7 @@ def test_board_streams_identify_only_public_players_and_the_player_hears_themsel
     dana = make_player("dana", region="eu", privacy=privacy)
     befriend(alice, dana)
     now = timezone.now()
-    season = Season.objects.create(
-        game=game, name="Live Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
-    )
+    season = save_season(game=game, name="Live Cup", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1))
     tokens = {name: access(player) for name, player in (("stranger", bob), ("friend", alice), ("owner", dana))}
     named = privacy == Privacy.PUBLIC
 

@@ -12,12 +12,13 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from achievements.models import Achievement, Unlock
-from achievements.services import revoke_unlock
+from achievements.services import revoke_unlock, save_season
 from leaderboards import tasks
 from leaderboards.models import ModerationAction, Season, SeasonResult, SeasonStanding
 from leaderboards.services import CLOSE_GRACE, close_due_seasons, close_season
 from tests.conftest import Api, achievement, make_player
 from tests.helpers import assert_error, give, stats
+from tracker.errors import Conflict, Invalid
 from tracker.models import Game, Player
 
 SECOND = timedelta(seconds=1)
@@ -33,9 +34,9 @@ def season_on(
     region: str = "",
     achievements: Iterable[Achievement] = (),
 ) -> Season:
-    season = Season.objects.create(game=game, name=name, starts_at=starts_at, ends_at=ends_at, region=region)
-    season.achievements.set(achievements)
-    return season
+    return save_season(
+        game=game, name=name, starts_at=starts_at, ends_at=ends_at, region=region, achievements=achievements
+    )
 
 
 def running_season(game: Game, **extra: Any) -> Season:
@@ -449,3 +450,73 @@ def test_a_season_that_ended_but_is_not_yet_closed_still_shows_live_standings(
     assert board(response) == [("alice", 25, 1)]
     assert response.json()["status"] == "closing"
     assert response.json()["final"] is False
+
+
+# --- Saving a season: the one service every surface uses ----------------------------------
+
+
+def test_a_season_saved_after_its_start_counts_the_unlocks_already_in_its_window(
+    api: Api, game: Game, alice: Player, bob: Player
+) -> None:
+    now = timezone.now().replace(microsecond=0)
+    give(alice, achievement(game, "ACE_PILOT"), at=now - HOUR)
+    give(bob, achievement(game, "FIRST_FLIGHT"), at=now - 3 * HOUR)  # before the window
+
+    season = save_season(game=game, name="Late Cup", starts_at=now - 2 * HOUR, ends_at=now + HOUR)
+
+    assert [row[:2] for row in board(standings(api, season))] == [("alice", 25)]
+
+
+def test_changing_a_seasons_rules_recounts_its_standings(api: Api, game: Game, alice: Player, bob: Player) -> None:
+    season = running_season(game)
+    give(alice, achievement(game, "ACE_PILOT"), at=season.starts_at + HOUR)
+    give(bob, achievement(game, "FIRST_FLIGHT"), at=season.starts_at + HOUR)
+
+    save_season(
+        season=season,
+        game=game,
+        name=season.name,
+        starts_at=season.starts_at,
+        ends_at=season.ends_at,
+        achievements=[achievement(game, "FIRST_FLIGHT")],
+    )
+
+    assert [row[:2] for row in board(standings(api, season))] == [("bob", 10)]
+    assert Season.objects.get(pk=season.pk).achievements.get().api_name == "FIRST_FLIGHT"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"ends_at": -HOUR}, id="ends before it starts"),
+        pytest.param({"region": "mars"}, id="an unknown region"),
+        pytest.param({"other_games_achievement": True}, id="another game's achievement"),
+    ],
+)
+def test_a_season_that_breaks_a_rule_is_refused_and_nothing_is_saved(
+    game: Game, other_game: Game, change: dict[str, Any]
+) -> None:
+    starts_at = timezone.now().replace(microsecond=0)
+    fields: dict[str, Any] = {"game": game, "name": "Bad Cup", "starts_at": starts_at, "ends_at": starts_at + HOUR}
+    if "ends_at" in change:
+        fields["ends_at"] = starts_at + change["ends_at"]
+    if "region" in change:
+        fields["region"] = change["region"]
+    if "other_games_achievement" in change:
+        fields["achievements"] = [achievement(other_game, "FIRST_ORE")]
+
+    with pytest.raises(Invalid):
+        save_season(**fields)
+
+    assert not Season.objects.exists()
+
+
+def test_a_closed_season_cannot_be_changed(game: Game) -> None:
+    season = running_season(game)
+    close_season(season=season)
+    season.refresh_from_db()
+
+    with pytest.raises(Conflict):
+        save_season(season=season, game=game, name="Renamed", starts_at=season.starts_at, ends_at=season.ends_at)
+
+    assert Season.objects.get(pk=season.pk).name != "Renamed"

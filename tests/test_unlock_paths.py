@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from achievements import services
 from achievements.models import Source, Unlock
-from achievements.services import UnlockRequest, unlock_achievements
+from achievements.services import UnlockRequest, save_season, unlock_achievements
 from leaderboards.models import Season, SeasonStanding
 from stats.models import PlayerGameStats, PlayerTotals
 from tests.conftest import make_player
@@ -34,12 +34,17 @@ def world(game: Game, other_game: Game) -> dict[str, Any]:
     achievements = [a for a in achievements if a.api_name != "ACE_PILOT"] + [
         game.achievements.get(api_name="ACE_PILOT")
     ]
-    Season.objects.create(game=game, name="All", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1))
-    chosen = Season.objects.create(
-        game=game, name="EU", region="eu", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1)
+    save_season(game=game, name="All", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=1))
+    save_season(
+        game=game,
+        name="EU",
+        region="eu",
+        starts_at=now - timedelta(days=1),
+        ends_at=now + timedelta(days=1),
+        achievements=game.achievements.filter(api_name__in=["FIRST_FLIGHT", "SECRET_ENDING"]),
     )
-    chosen.achievements.set(game.achievements.filter(api_name__in=["FIRST_FLIGHT", "SECRET_ENDING"]))
-    Season.objects.create(game=game, name="Later", starts_at=now + timedelta(days=1), ends_at=now + timedelta(days=2))
+    save_season(game=game, name="Later", starts_at=now + timedelta(days=1), ends_at=now + timedelta(days=2))
+    # Archived while its window still holds the unlocks (no service closes a season so).
     Season.objects.create(
         game=game, name="Closed", starts_at=now - timedelta(days=2), ends_at=now + timedelta(days=2), closed_at=now
     )

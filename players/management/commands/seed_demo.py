@@ -17,11 +17,10 @@ from django.utils import timezone
 
 from achievements import rarity
 from achievements.models import Source
-from achievements.services import UnlockRequest, import_manifest, unlock_achievement, unlock_achievements
+from achievements.services import UnlockRequest, import_manifest, save_season, unlock_achievement, unlock_achievements
 from analytics import review
 from analytics.aggregation import catch_up
 from analytics.models import UnlockFlag
-from leaderboards.models import Season
 from leaderboards.services import CLOSE_GRACE, close_due_seasons
 from players.services import friend_accept, friend_request
 from players.snapshots import take_snapshots
@@ -214,22 +213,22 @@ class Command(BaseCommand):
     @staticmethod
     def _seasons(games: dict[str, Game], now: datetime) -> None:
         day = timedelta(days=1)
-        Season.objects.create(
+        save_season(
             game=games["star-raiders"], name="Season 1: Frontier", starts_at=now - 80 * day, ends_at=now - 50 * day
         )
-        Season.objects.create(
+        save_season(
             game=games["star-raiders"], name="Season 2: Nebula Run", starts_at=now - 20 * day, ends_at=now + 10 * day
         )
-        sprint = Season.objects.create(
+        save_season(
             game=games["moon-miners"],
             name="Lunar Sprint (Europe)",
             description="Build fast: only habitat, rover and crew achievements count.",
             starts_at=now - 30 * day,
             ends_at=now + 4 * day,
             region=Region.EUROPE,
+            achievements=games["moon-miners"].achievements.filter(api_name__in=["HABITAT", "ROVER", "CREW_10"]),
         )
-        sprint.achievements.set(games["moon-miners"].achievements.filter(api_name__in=["HABITAT", "ROVER", "CREW_10"]))
-        Season.objects.create(
+        save_season(
             game=games["dungeon-deep"], name="Deep Dive Weekend", starts_at=now + 3 * day, ends_at=now + 5 * day
         )
 
