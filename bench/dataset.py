@@ -34,10 +34,6 @@ def player_id(n: int) -> str:
     return f"{UUID_PREFIX}{n:012x}"
 
 
-def is_public(n: int) -> bool:
-    return n % 10 != 0
-
-
 def api_name(index: int) -> str:
     return f"a{index:03d}"
 

@@ -13,7 +13,7 @@ from leaderboards.boards import Board, Rise, boards_of, uuid_of
 from leaderboards.models import Season, season_entry_region
 from stats.models import PlayerGameStats
 from tracker import realtime
-from tracker.auth import EVERYONE, Caller, friend_ids, friends_of, may_name, rows_for
+from tracker.auth import EVERYONE, Caller, friend_ids, friend_ids_by_player, may_name, rows_for
 from tracker.models import Notification, Player
 
 # --- Rivals -------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def announce_rises(rises: Sequence[Rise]) -> int:
     as the send succeeds; a failed send raises and records none. Returns events sent."""
     with transaction.atomic():
         messages = board_moves(rises)
-        risers = friends_of({uuid_of(rise.player_id) for rise in rises if rise.kind == "game"})
+        risers = friend_ids_by_player({uuid_of(rise.player_id) for rise in rises if rise.kind == "game"})
         for rise in rises:
             if rise.kind == "game" and risers[uuid_of(rise.player_id)]:
                 alerts = notify_rivals(

@@ -19,10 +19,16 @@ def season_board_region(season_region: str, region: str) -> str:
     return "" if region == season_region else region
 
 
+def season_has_region_boards(season_region: str) -> bool:
+    """Whether a season of `season_region` has a board per region besides its all-regions
+    board: an all-regions season does; a regional season has just the one."""
+    return not season_region
+
+
 def season_entry_region(season_region: str, player_region: str) -> str:
     """The region whose board of a season a player of `player_region` is on besides its
     all-regions board: none ("") for a regional season, whose one board is that board."""
-    return "" if season_region else player_region
+    return player_region if season_has_region_boards(season_region) else ""
 
 
 class SeasonQuerySet(models.QuerySet):

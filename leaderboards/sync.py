@@ -24,7 +24,13 @@ from redis.exceptions import RedisError
 
 from leaderboards import index, selectors
 from leaderboards.boards import KEY_PREFIX, Board, Change, Member, Moves, Rise, Score, boards_of, uuid_of
-from leaderboards.models import ModerationAction, Season, SeasonStanding, season_entry_region
+from leaderboards.models import (
+    ModerationAction,
+    Season,
+    SeasonStanding,
+    season_entry_region,
+    season_has_region_boards,
+)
 from stats.models import PlayerGameStats, PlayerTotals
 from tracker import outbox
 from tracker.models import Game, Player
@@ -45,7 +51,7 @@ def base_boards(game: Game | None = None) -> list[tuple[Board, bool]]:
     boards = [(Board.game(pk), True) for pk in Game.objects.values_list("pk", flat=True)]
     boards.append((Board.everywhere(), True))
     for season_id, region in Season.objects.filter(closed_at__isnull=True).values_list("pk", "region"):
-        boards.append((Board.season(season_id), not region))
+        boards.append((Board.season(season_id), season_has_region_boards(region)))
     return boards
 
 
@@ -141,7 +147,7 @@ def sync_recent(store: index.RedisStore, since: datetime) -> int:
         "season_id", "season__region", "player_id", *fields
     )
     for season_id, season_region, player_id, *rest in _recent(standings, since):
-        put(Board.season(season_id), player_id, *rest, per_region=not season_region)
+        put(Board.season(season_id), player_id, *rest, per_region=season_has_region_boards(season_region))
     flush()
     # Hides and restores change no stats row: replay the players moderated since.
     moderated = ModerationAction.objects.filter(
@@ -237,7 +243,7 @@ def player_changes(player: Player) -> list[Change]:
     for season_id, region, points, reached in SeasonStanding.objects.filter(
         player=player, season__closed_at__isnull=True
     ).values_list("season_id", "season__region", "points", "points_reached_at"):
-        put(Board.season(season_id), points, reached, per_region=not region)
+        put(Board.season(season_id), points, reached, per_region=season_has_region_boards(region))
     return changes
 
 
@@ -247,7 +253,7 @@ def rebuild_season_board(season: Season) -> None:
     if store is None:
         return
     try:
-        rebuild_board(store, Board.season(season.pk), per_region=not season.region)
+        rebuild_board(store, Board.season(season.pk), per_region=season_has_region_boards(season.region))
     except RedisError:
         log.warning("could not rebuild the season's board; the nightly rebuild will", exc_info=True)
 

@@ -240,10 +240,10 @@ def _require_own_game(caller: Caller, game_id: object) -> None:
 
 
 def friend_ids(player: Player) -> set[object]:
-    return friends_of([player.pk])[player.pk]
+    return friend_ids_by_player([player.pk])[player.pk]
 
 
-def friends_of(player_ids: Iterable[object]) -> dict[object, set[object]]:
+def friend_ids_by_player(player_ids: Iterable[object]) -> dict[object, set[object]]:
     """Each player's friends' ids, in one query."""
     player_ids = set(player_ids)
     pairs = (
