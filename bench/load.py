@@ -194,7 +194,7 @@ def rebuild_index(cfg: Config, loaded: Loaded, timer: Timer) -> None:
 def board_key(game_id: str) -> str:
     """The game's all-regions board in Redis (checked after the rebuild, used by the
     redis-benchmark ceiling); a missing key means reads would fall back to SQL."""
-    return f"qb:lb:game:{game_id}"
+    return f"{{qb:lb}}:game:{game_id}"  # leaderboards.boards.Board.game(game_id).key
 
 
 def already_loaded(cfg: Config) -> bool:

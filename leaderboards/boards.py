@@ -12,7 +12,11 @@ from django.db.models import QuerySet
 from leaderboards.models import Season, SeasonStanding
 from stats.models import PlayerGameStats, PlayerTotals
 
-KEY_PREFIX = "qb:lb"
+# Every key of the rank index shares one Redis Cluster hash tag ("{qb:lb}"), so they live on
+# one node: an unlock's one atomic script writes a game's boards, the global ones and its
+# seasons', and every read checks the index's READY key in the same script as it reads a
+# board. Redis without Cluster ignores the braces (docs/deployment.md, "Redis").
+KEY_PREFIX = "{qb:lb}"
 
 
 @dataclass(frozen=True)

@@ -291,8 +291,9 @@ return ranks
 class RedisStore:
     name = "redis"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, url: str = "") -> None:
         self.client = client
+        self.url = url
         self._standing = client.register_script(STANDING_LUA)
         self._page = client.register_script(PAGE_LUA)
         self._count = client.register_script(COUNT_LUA)
@@ -395,17 +396,39 @@ _store: RedisStore | None = None
 
 
 def redis_store() -> RedisStore | None:
-    """The Redis store if Redis is configured, else None (the embedded default). Kept while
-    django-redis keeps its client, so the Lua script is registered once per process."""
+    """The Redis store if Redis is configured, else None (the embedded default): on the
+    cache's Redis, or on RANK_INDEX_REDIS_URL's when that is another. Kept while its client
+    lives, so the Lua scripts are registered once per process."""
     global _store
-    if not settings.REDIS_URL:
+    url = settings.RANK_INDEX_REDIS_URL
+    if not url:
         return None
-    from django_redis import get_redis_connection
+    if url == settings.REDIS_URL:
+        from django_redis import get_redis_connection
 
-    client = get_redis_connection("default")
+        client = get_redis_connection("default")
+    elif _store is not None and _store.url == url:
+        return _store
+    else:
+        client = client_for(url)
     if _store is None or _store.client is not client:
-        _store = RedisStore(client)
+        _store = RedisStore(client, url=url)
     return _store
+
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def client_for(url: str) -> Any:
+    """A client for `url`, with the app's timeouts: a Redis Cluster client for
+    `redis+cluster://host:port` (any node; the others are discovered), else a plain one."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    timeouts = {"socket_connect_timeout": settings.REDIS_TIMEOUT, "socket_timeout": settings.REDIS_TIMEOUT}
+    if url.startswith(CLUSTER_SCHEME):
+        return RedisCluster.from_url("redis://" + url.removeprefix(CLUSTER_SCHEME), **timeouts)
+    return redis.Redis.from_url(url, **timeouts)
 
 
 def reader() -> Store:

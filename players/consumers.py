@@ -13,26 +13,38 @@ learns why, and does not retry what cannot succeed.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from leaderboards.models import Season, season_board_region
-from tracker import realtime
+from tracker import ratelimits, realtime
 from tracker.models import Game
 from tracker.regions import Region
 
 UNAUTHENTICATED = realtime.UNAUTHENTICATED
 FORBIDDEN = realtime.FORBIDDEN
 NOT_FOUND = realtime.NOT_FOUND
+TOO_MANY = realtime.TOO_MANY
 
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        """Each handshake is charged to its player's (or address's) rate limit, the same
+        budget as their requests: past it, the socket is refused with 4429."""
+        charge = sync_to_async(ratelimits.limiter().charge, thread_sensitive=False)
+        if not (await charge([ratelimits.socket_bucket(self.scope)])).allowed:
+            await self.refuse(TOO_MANY)
+            return
+        await super().websocket_connect(message)
 
     async def refuse(self, code: int) -> None:
         await self.accept()
@@ -48,6 +60,17 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Every frame a client sends counts against its socket's message limit: past it,
+        the socket closes with 4429. A frame that is not JSON is ignored."""
+        if not ratelimits.socket_message_allowed(self.channel_name):
+            await self.close(code=TOO_MANY)
+            return
+        try:
+            await super().websocket_receive(message)
+        except json.JSONDecodeError:
+            return
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "ping":

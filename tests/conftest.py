@@ -146,12 +146,13 @@ def uses_postgres() -> bool:
 
 @pytest.fixture(autouse=True)
 def _rank_index_off_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Boards answer from SQL unless a test asks for the Redis index with `rank_index`.
+    """Boards answer from SQL unless a test asks for the Redis index with `rank_index` (or
+    for one on a Redis Cluster with `cluster_index`).
 
     The index is updated after commit; tests inside a rolled-back transaction never commit,
     so only transactional tests (which `rank_index` makes them) can see it kept true.
     """
-    if "rank_index" not in request.fixturenames:
+    if not {"rank_index", "cluster_index"} & set(request.fixturenames):
         from leaderboards import index
 
         monkeypatch.setattr(index, "redis_store", lambda: None)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from achievements.models import Progress, Unlock
 from achievements.services import revoke_unlock, save_season
+from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.services import hide_player, restore_player
 from tests.conftest import Api, achievement, make_player
@@ -172,12 +173,12 @@ def test_hiding_and_restoring_move_the_redis_rank_index_too(
     give(alice, achievement(game, "ACE_PILOT"), at=at)
     give(bob, achievement(game, "FIRST_FLIGHT"), at=at)
     season_path = f"/api/v1/seasons/{season.pk}/standings"
-    assert rank_index.client.zcard(f"qb:lb:game:{game.pk}") == 2
+    assert rank_index.client.zcard(Board.game(game.pk).key) == 2
 
     hide_player(player=alice, actor=None, reason="aimbot")
 
     client = api.anonymous()
-    assert rank_index.client.zscore(f"qb:lb:game:{game.pk}", str(alice.pk)) is None
+    assert rank_index.client.zscore(Board.game(game.pk).key, str(alice.pk)) is None
     assert rows(client.get(f"/api/v1/leaderboards/{game.pk}")) == [("bob", 10, 1)]
     assert rows(client.get(f"/api/v1/leaderboards/{game.pk}?region=eu")) == []
     assert rows(client.get("/api/v1/leaderboards/global")) == [("bob", 10, 1)]

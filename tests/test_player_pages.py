@@ -19,6 +19,7 @@ from PIL import Image
 from achievements.models import Source, Unlock
 from achievements.services import import_manifest, record_progress
 from achievements.tasks import refresh_rarity
+from leaderboards.boards import Board
 from players.snapshots import take_snapshots
 from stats.services import record_play_session
 from tests.conftest import Api, achievement, make_player
@@ -716,7 +717,7 @@ def test_a_new_region_moves_the_player_on_the_redis_index(api: Api, rank_index: 
 
     logged_in(alice).post("/settings/", {"region": "na", "privacy": "public", "email": "alice@example.com"})
 
-    assert rank_index.client.exists(f"qb:lb:game:{game.pk}:na")
+    assert rank_index.client.exists(Board.game(game.pk, "na").key)
     assert regional(api, game, "eu") == []
     assert sorted(regional(api, game, "na")) == ["alice", "bob"]
 

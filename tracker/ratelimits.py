@@ -39,7 +39,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, RedisStorage
+from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -119,7 +119,10 @@ class Limiter:
         self.local = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.shared: SlidingWindowCounterRateLimiter | None = None
         if redis_url:
-            storage = RedisStorage(
+            # The two keys of a sliding window share a hash tag ({key}), so the counters
+            # run on a Redis Cluster too (redis+cluster://host:port).
+            kind = RedisClusterStorage if redis_url.startswith("redis+cluster://") else RedisStorage
+            storage = kind(
                 redis_url,
                 key_prefix=KEY_PREFIX,
                 socket_connect_timeout=timeout,
@@ -223,10 +226,14 @@ def client_address(request: HttpRequest | Request) -> str:
     X-Forwarded-For (anything further left was written by the client and proves nothing).
     An IPv6 address counts by its /64 network: one host is usually given a whole one.
     """
-    address = request.META.get("REMOTE_ADDR", "")
+    return address_of(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
+
+
+def address_of(address: str, forwarded_for: str) -> str:
+    """`client_address` from the connection's address and its X-Forwarded-For header."""
     proxies = settings.RATE_LIMIT_TRUSTED_PROXIES
     if proxies:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [part.strip() for part in forwarded_for.split(",")]
         forwarded = [part for part in forwarded if part]
         if forwarded:
             address = forwarded[-min(proxies, len(forwarded))]
@@ -252,6 +259,28 @@ def caller_bucket(request: HttpRequest | Request) -> Bucket:
     if user is not None and user.is_authenticated:
         return Bucket("player", str(user.pk), settings.RATE_LIMIT_PLAYER)
     return Bucket("address", client_address(request), settings.RATE_LIMIT_ANONYMOUS)
+
+
+def socket_bucket(scope: dict[str, Any]) -> Bucket:
+    """A WebSocket handshake's bucket: its player's (the same budget as their requests) or,
+    for an anonymous watcher, its address's."""
+    user = scope.get("user")
+    if user is not None and user.is_authenticated:
+        return Bucket("player", str(user.pk), settings.RATE_LIMIT_PLAYER)
+    headers = dict(scope.get("headers") or [])
+    host = (scope.get("client") or ("",))[0] or ""
+    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+    return Bucket("address", address_of(host, forwarded), settings.RATE_LIMIT_ANONYMOUS)
+
+
+# The messages of each socket, in the process that holds it (a socket lives in one).
+_socket_messages = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+
+def socket_message_allowed(channel_name: str) -> bool:
+    """Count one message a client sent on its socket; False once RATE_LIMIT_SOCKET_MESSAGES
+    is spent."""
+    return _socket_messages.hit(rate_item(settings.RATE_LIMIT_SOCKET_MESSAGES), "socket", channel_name)
 
 
 def sign_in_buckets(request: HttpRequest | Request, username: object) -> list[Bucket]:

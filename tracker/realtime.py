@@ -44,6 +44,7 @@ Message = tuple[str, str, dict[str, Any]]  # (group, event type, data)
 UNAUTHENTICATED = 4401  # no session, a bad, expired or revoked token, a session that ended
 FORBIDDEN = 4403  # another player's stream; a cookie socket from a foreign page
 NOT_FOUND = 4404  # no such game, season or region
+TOO_MANY = 4429  # too many handshakes or messages (rate limits): reconnect with backoff
 
 
 def player_group(player_id: Any) -> str:

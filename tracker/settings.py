@@ -237,6 +237,11 @@ REDIS_URL = os.getenv("REDIS_URL", "")
 # unresponsive Redis costs a request a bounded delay, never a hang: an unlock still commits
 # and its ranks and live events follow through the outbox when Redis answers again.
 REDIS_TIMEOUT = float(os.getenv("REDIS_TIMEOUT_SECONDS", "0.5"))
+# The rank index's own Redis, if it is not REDIS_URL's: `redis+cluster://host:port` for a
+# Redis Cluster (every index key carries one hash tag: docs/deployment.md, "Redis").
+RANK_INDEX_REDIS_URL = os.getenv("RANK_INDEX_REDIS_URL", REDIS_URL)
+if RANK_INDEX_REDIS_URL and not REDIS_URL:
+    raise ImproperlyConfigured("RANK_INDEX_REDIS_URL needs REDIS_URL too (the cache and the channel layer).")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -408,6 +413,9 @@ RATE_LIMIT_SIGN_IN = envrate("RATE_LIMIT_SIGN_IN", "10/minute")
 RATE_LIMIT_SIGN_IN_USERNAME = envrate("RATE_LIMIT_SIGN_IN_USERNAME", "5/minute")
 # Registrations (the API and the sign-up page), per address.
 RATE_LIMIT_SIGN_UP = envrate("RATE_LIMIT_SIGN_UP", "10/hour")
+# WebSocket handshakes are charged to RATE_LIMIT_PLAYER or RATE_LIMIT_ANONYMOUS like requests;
+# the messages a client sends on one socket (pings) are limited per socket.
+RATE_LIMIT_SOCKET_MESSAGES = envrate("RATE_LIMIT_SOCKET_MESSAGES", "60/minute")
 # How many proxies of ours stand in front of the app; with N > 0 the client address is the
 # Nth entry from the right of X-Forwarded-For instead of REMOTE_ADDR. Leave it 0 unless a
 # proxy you run overwrites or appends that header: otherwise any client could pick its own.

@@ -5,6 +5,7 @@
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const body = document.body;
   // 4401 signed out (the session ended), 4403 not allowed, 4404 no such board or season.
+  // 4429 (rate limited) is not among them: it is retried with the backoff below.
   const REFUSED = new Set([4401, 4403, 4404]);
 
   function connect(path, onEvent) {
