@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/questboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install browsers run test test-lite lint format clean vendor bench bench-smoke bench-tools
+.PHONY: install browsers run test test-lite screenshots lint format clean vendor bench bench-smoke bench-tools
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ test: install browsers
 # The suite on the embedded defaults only (SQLite, no Redis, no broker).
 test-lite: install
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL FAST_PASSWORD_HASHER=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# Every page at desktop and phone widths, checked for layout faults (tests/browser/test_layout.py),
+# with its screenshots written over docs/screenshots/ (docs/pages.md).
+screenshots: install browsers
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	FAST_PASSWORD_HASHER=1 SCREENSHOTS_DIR=docs/screenshots \
+	$(PY) -m pytest tests/browser/test_layout.py -k every_page $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

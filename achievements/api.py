@@ -8,14 +8,14 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from achievements import selectors, services
-from achievements.models import Achievement
+from achievements.models import Achievement, Rarity
 from achievements.selectors import achievement_data
 from leaderboards.boards import Board
 from leaderboards.selectors import rank_on
@@ -27,10 +27,20 @@ from tracker.auth import (
     game_in_view,
     require_caller,
 )
-from tracker.errors import DomainError, Invalid, NotFound
+from tracker.errors import DomainError, Forbidden, Invalid, NotFound
 from tracker.permissions import CallerRequired, GameKeyRequiredToWrite
 from tracker.selectors import get_game, get_player
-from tracker.serializers import BoundedDateTimeField, PageInput, StrictSerializer, parsed_body, parsed_query
+from tracker.serializers import (
+    BoundedDateTimeField,
+    GameRefField,
+    PageInput,
+    StrictSerializer,
+    parsed_body,
+    parsed_query,
+)
+
+# The largest progress value and target (PostgreSQL's integer holds 2**31 - 1).
+MAX_PROGRESS = 2_000_000_000
 
 
 class AchievementOutputSerializer(serializers.Serializer):
@@ -45,22 +55,18 @@ class AchievementOutputSerializer(serializers.Serializer):
     client_unlockable = serializers.BooleanField()
     progress_target = serializers.IntegerField(allow_null=True)
     unlock_percentage = serializers.FloatField()
-    rarity = serializers.CharField()
+    rarity = serializers.ChoiceField(choices=Rarity.choices)
 
 
 class AchievementRefInput(StrictSerializer):
-    """Names an achievement by id, or (game keys) by its api_name."""
+    """Names an achievement by id, or (game keys) by its api_name: exactly one of the two."""
+
+    shapes = {"ById": ("achievement_id",), "ByApiName": ("achievement",)}
+    shape_error = ("achievement_id", "Give exactly one of achievement_id or achievement (its api_name).")
 
     player_id = serializers.UUIDField()
     achievement_id = serializers.UUIDField(required=False)
-    achievement = serializers.CharField(required=False, max_length=64)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("achievement_id" in attrs) == ("achievement" in attrs):
-            raise serializers.ValidationError(
-                {"achievement_id": ["Give exactly one of achievement_id or achievement (its api_name)."]}
-            )
-        return attrs
+    achievement = serializers.CharField(required=False, max_length=64, help_text="The achievement's api_name.")
 
 
 class UnlockInput(AchievementRefInput):
@@ -76,7 +82,9 @@ def resolve_achievement(caller: Caller, data: dict[str, Any]) -> Achievement:
     if "achievement_id" in data:
         return selectors.get_achievement(achievement_id=data["achievement_id"])
     if caller.game_key is None:
-        raise Invalid(
+        # The body is well formed; who sends it may not use it: a 403, as for an achievement
+        # only the game's server may unlock.
+        raise Forbidden(
             "Only a game API key may name an achievement by api_name; send achievement_id.",
             fields={"achievement": ["Use achievement_id with a player token."]},
         )
@@ -98,6 +106,7 @@ class UnlockApi(APIView):
         request=UnlockInput,
         responses={201: UnlockOutputSerializer, 200: UnlockOutputSerializer},
         summary="Unlock an achievement (idempotent)",
+        operation_id="unlock_achievement",
         description="201 when newly unlocked; 200 with already_unlocked=true when it was already.",
         tags=["achievements"],
     )
@@ -171,6 +180,7 @@ class BatchUnlockApi(APIView):
         request=InputSerializer,
         responses={200: OutputSerializer},
         summary="Unlock many achievements at once (offline catch-up)",
+        operation_id="unlock_achievements_batch",
         description=(
             "Up to 100 items, each shaped like a single unlock. Each item gets its own result "
             "with the status it would have had alone; bad items do not stop the good ones."
@@ -238,7 +248,7 @@ class BatchUnlockApi(APIView):
         caller: Caller, entry: dict[str, Any], achievements: dict[Any, Achievement]
     ) -> services.UnlockRequest:
         if "achievement" in entry and caller.game_key is None:
-            raise Invalid("Only a game API key may name an achievement by api_name; send achievement_id.")
+            raise Forbidden("Only a game API key may name an achievement by api_name; send achievement_id.")
         ref = entry.get("achievement_id") or entry.get("achievement")
         achievement = achievements.get(ref)
         if achievement is None:
@@ -269,7 +279,7 @@ class ProgressApi(APIView):
     permission_classes = [CallerRequired]
 
     class InputSerializer(AchievementRefInput):
-        value = serializers.IntegerField(min_value=0, max_value=2_000_000_000)
+        value = serializers.IntegerField(min_value=0, max_value=MAX_PROGRESS)
 
     class OutputSerializer(serializers.Serializer):
         success = serializers.BooleanField()
@@ -284,6 +294,7 @@ class ProgressApi(APIView):
         request=InputSerializer,
         responses={200: OutputSerializer},
         summary="Report progress toward an incremental achievement",
+        operation_id="report_progress",
         description=(
             "`value` is the absolute progress. Progress never goes backwards: a lower value "
             "than the stored one is ignored. Reaching `progress_target` unlocks the achievement."
@@ -327,7 +338,7 @@ class UnlockedAchievementSerializer(AchievementOutputSerializer):
 
 class PlayerAchievementsApi(APIView):
     class InputSerializer(PageInput):
-        game = serializers.CharField(required=False, max_length=64)
+        game = GameRefField(required=False, help_text="Only this game (its id or slug).")
 
     class OutputSerializer(serializers.Serializer):
         achievements = UnlockedAchievementSerializer(many=True)
@@ -336,9 +347,10 @@ class PlayerAchievementsApi(APIView):
         offset = serializers.IntegerField()
 
     @extend_schema(
-        parameters=[PageInput, OpenApiParameter("game", str, description="Only this game (id or slug).")],
+        parameters=[InputSerializer],
         responses={200: OutputSerializer},
         summary="A player's unlocked achievements, newest first",
+        operation_id="list_player_achievements",
         description=(
             "A hidden achievement is masked unless you unlocked it yourself or call with its "
             "game's API key: the player's own list shows it in full."
@@ -375,7 +387,9 @@ class ManifestInput(StrictSerializer):
         points = serializers.IntegerField(min_value=0, max_value=Achievement.MAX_POINTS)
         hidden = serializers.BooleanField(required=False)
         client_unlockable = serializers.BooleanField(required=False)
-        progress_target = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+        # Progress reports go up to MAX_PROGRESS; a target beyond it could never be reached
+        # (and beyond PostgreSQL's integer, could not be stored).
+        progress_target = serializers.IntegerField(min_value=1, max_value=MAX_PROGRESS, required=False, allow_null=True)
 
     slug = serializers.SlugField(max_length=64)
     name = serializers.CharField(max_length=120)
@@ -412,6 +426,7 @@ class GameAchievementsApi(APIView):
     @extend_schema(
         responses={200: OutputSerializer},
         summary="A game's achievement set with global unlock % and rarity",
+        operation_id="list_game_achievements",
         description=(
             "A hidden achievement's name, description, icon and api_name are shown only to a "
             "player who has unlocked it and to the game's own API key; others see it masked."
@@ -456,6 +471,7 @@ class GameAchievementsApi(APIView):
             409: OpenApiResponse(description="The points of an achievement players have unlocked cannot change."),
         },
         summary="Replace-or-update the game's achievement set from a manifest",
+        operation_id="import_game_manifest",
         description=(
             "Idempotent: achievements are matched by api_name and updated; none are duplicated "
             "or deleted. Only this game's API key may call it. The slug must be the game's own."

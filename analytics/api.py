@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from achievements.models import Rarity
 from analytics import selectors, tables
 from tracker.auth import Caller, GameKeyAuthentication, check_may_view_analytics, require_caller
 from tracker.permissions import CallerRequired
@@ -105,7 +106,9 @@ class AchievementStatsSerializer(serializers.Serializer):
     unlocks = serializers.IntegerField(help_text="Unlocks during the range.")
     holders = serializers.IntegerField(help_text="Players holding it at the end of `end`.")
     unlock_percent = serializers.FloatField(help_text="Global unlock percentage at the end of `end`.")
-    rarity = serializers.CharField(help_text="The rarity tier of `unlock_percent` (docs/rarity.md).")
+    rarity = serializers.ChoiceField(
+        choices=Rarity.choices, help_text="The rarity tier of `unlock_percent` (docs/rarity.md)."
+    )
     start_percent = serializers.FloatField(help_text="The percentage when the range began (end of the day before).")
     drift = serializers.FloatField(help_text="unlock_percent - start_percent, in percentage points.")
     series = serializers.ListField(
@@ -183,6 +186,9 @@ def report_data(report: selectors.Report) -> dict[str, Any]:
 
 
 ERROR = OpenApiResponse(ErrorOutputSerializer)
+# The answer's formats, and the report's tables one may export as CSV.
+FORMATS = ["json", "csv"]
+TABLE_NAMES = list(tables.TABLES)
 
 
 class GameAnalyticsApi(APIView):
@@ -193,10 +199,10 @@ class GameAnalyticsApi(APIView):
 
     class Query(RangeQuery):
         format = serializers.ChoiceField(
-            choices=["json", "csv"], required=False, help_text="csv: one table, named by `table`. Default: json."
+            choices=FORMATS, required=False, help_text="csv: one table, named by `table`. Default: json."
         )
         table = serializers.ChoiceField(
-            choices=list(tables.TABLES), required=False, help_text="The table to export; only with format=csv."
+            choices=TABLE_NAMES, required=False, help_text="The table to export; only with format=csv."
         )
 
     @extend_schema(
@@ -222,6 +228,7 @@ class GameAnalyticsApi(APIView):
             (429, "application/json"): ERROR,
         },
         summary="A game's analytics over a date range",
+        operation_id="get_game_analytics",
         description=(
             "Players (DAU/WAU/MAU, stickiness, new and returning), retention by cohort, unlocks per day, "
             "per-achievement unlock percentage, rarity and drift, time to unlock, the progression funnel, "

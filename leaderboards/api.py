@@ -21,7 +21,7 @@ from tracker.models import Player
 from tracker.permissions import PlayerRequired
 from tracker.regions import Region
 from tracker.selectors import get_game, get_player
-from tracker.serializers import StrictSerializer, parsed_query
+from tracker.serializers import GameRefField, StrictSerializer, parsed_query
 
 
 class BoardQuery(StrictSerializer):
@@ -117,6 +117,7 @@ class GameBoardApi(APIView):
         parameters=[BoardQuery],
         responses={200: BoardOutput},
         summary="A game's all-time board (top 100 by default), optionally for one region",
+        operation_id="list_game_leaderboard",
         tags=TAGS,
     )
     def get(self, request: Request, game_id: str) -> Response:
@@ -126,7 +127,13 @@ class GameBoardApi(APIView):
 
 
 class GameStandingApi(APIView):
-    @extend_schema(parameters=[StandingQuery], responses={200: StandingOutput}, summary="A player's rank", tags=TAGS)
+    @extend_schema(
+        parameters=[StandingQuery],
+        responses={200: StandingOutput},
+        summary="A player's rank",
+        operation_id="get_game_standing",
+        tags=TAGS,
+    )
     def get(self, request: Request, game_id: str, player_id: uuid.UUID) -> Response:
         game = get_game(game_id)
         query = parsed_query(StandingQuery, request)
@@ -138,6 +145,7 @@ class GameAroundApi(APIView):
         parameters=[AroundQuery],
         responses={200: AroundOutput},
         summary="The players just above and below a player",
+        operation_id="list_game_around_player",
         tags=TAGS,
     )
     def get(self, request: Request, game_id: str, player_id: uuid.UUID) -> Response:
@@ -158,6 +166,7 @@ class GameFriendsBoardApi(APIView):
         parameters=[StandingQuery],
         responses={200: Output},
         summary="A game's board among me and my friends (player token)",
+        operation_id="list_game_friends_leaderboard",
         tags=TAGS,
     )
     def get(self, request: Request, game_id: str) -> Response:
@@ -173,6 +182,7 @@ class GlobalBoardApi(APIView):
         parameters=[BoardQuery],
         responses={200: BoardOutput},
         summary="The cross-game board: total points over every game",
+        operation_id="list_global_leaderboard",
         tags=TAGS,
     )
     def get(self, request: Request) -> Response:
@@ -182,7 +192,11 @@ class GlobalBoardApi(APIView):
 
 class GlobalStandingApi(APIView):
     @extend_schema(
-        parameters=[StandingQuery], responses={200: StandingOutput}, summary="A player's global rank", tags=TAGS
+        parameters=[StandingQuery],
+        responses={200: StandingOutput},
+        summary="A player's global rank",
+        operation_id="get_global_standing",
+        tags=TAGS,
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
         query = parsed_query(StandingQuery, request)
@@ -191,7 +205,11 @@ class GlobalStandingApi(APIView):
 
 class GlobalAroundApi(APIView):
     @extend_schema(
-        parameters=[AroundQuery], responses={200: AroundOutput}, summary="Around a player, globally", tags=TAGS
+        parameters=[AroundQuery],
+        responses={200: AroundOutput},
+        summary="Around a player, globally",
+        operation_id="list_global_around_player",
+        tags=TAGS,
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
         query = parsed_query(AroundQuery, request)
@@ -241,7 +259,7 @@ def get_season(season_id: uuid.UUID) -> Season:
 
 class SeasonListApi(APIView):
     class Query(StrictSerializer):
-        game = serializers.CharField(required=False, max_length=64)
+        game = GameRefField(required=False)
         status = serializers.ChoiceField(choices=Season.Status.choices, required=False)
 
     class Output(serializers.Serializer):
@@ -252,7 +270,7 @@ class SeasonListApi(APIView):
         responses={200: Output},
         summary="Seasons and events",
         tags=["seasons"],
-        operation_id="seasons_list",
+        operation_id="list_seasons",
     )
     def get(self, request: Request) -> Response:
         query = parsed_query(self.Query, request)
@@ -267,20 +285,21 @@ class SeasonListApi(APIView):
 
 
 class SeasonDetailApi(APIView):
-    @extend_schema(responses={200: SeasonSerializer}, summary="One season", tags=["seasons"])
+    @extend_schema(responses={200: SeasonSerializer}, summary="One season", operation_id="get_season", tags=["seasons"])
     def get(self, request: Request, season_id: uuid.UUID) -> Response:
         return Response(season_data(get_season(season_id), timezone.now()))
 
 
 class SeasonStandingsApi(APIView):
     class Output(BoardOutput):
-        status = serializers.CharField()
+        status = serializers.ChoiceField(choices=Season.Status.choices)
         final = serializers.BooleanField(help_text="True once closed: archived final standings.")
 
     @extend_schema(
         parameters=[BoardQuery],
         responses={200: Output},
         summary="Live standings of a running season, or the archived final standings of a closed one",
+        operation_id="list_season_standings",
         tags=["seasons"],
     )
     def get(self, request: Request, season_id: uuid.UUID) -> Response:
@@ -316,6 +335,7 @@ class SeasonStandingApi(APIView):
         parameters=[StandingQuery],
         responses={200: StandingOutput},
         summary="A player's place in a season",
+        operation_id="get_season_standing",
         tags=["seasons"],
     )
     def get(self, request: Request, season_id: uuid.UUID, player_id: uuid.UUID) -> Response:
@@ -338,6 +358,7 @@ class SeasonAroundApi(APIView):
         parameters=[AroundQuery],
         responses={200: AroundOutput, 409: OpenApiResponse(description="The season is closed.")},
         summary="Around a player in a season",
+        operation_id="list_season_around_player",
         tags=["seasons"],
     )
     def get(self, request: Request, season_id: uuid.UUID, player_id: uuid.UUID) -> Response:

@@ -141,6 +141,23 @@ def standing(board: Board, player_id: Any) -> PlayerStanding | None:
     )
 
 
+def standing_within(page: Page, player_id: Any) -> PlayerStanding | None:
+    """`player_id`'s standing among the rows of a board read whole as one page (the friends
+    board): their rank there, and the share of those rows they are ahead of."""
+    rows = page.rankings
+    for position, row in enumerate(rows):
+        if row["player_id"] == str(player_id):
+            fewer = sum(1 for other in rows if other["points"] < row["points"])
+            return PlayerStanding(
+                rank=row["rank"],
+                points=row["points"],
+                percentile=ranking.percentile(fewer, len(rows)),
+                total=len(rows),
+                position=position,
+            )
+    return None
+
+
 def around(caller: Caller, board: Board, player_id: Any, *, radius: int = 5, game_id: Any = None) -> Page | None:
     """The window of players just above and below `player_id`, or None if not ranked."""
     found, source = ask(lambda store: store.around(board, str(player_id), radius))

@@ -77,7 +77,7 @@ def game_board(request: HttpRequest, slug: str) -> HttpResponse:
     if friends_only:
         board = Board.game(game.pk, region)
         page = selectors.friends_page(request.user, board, game.pk)
-        mine = _my_standing(request, board)
+        mine = selectors.standing_within(page, request.user.pk)
     elif season is not None and season.closed_at is not None:
         page = selectors.archived_page(caller, season, region=region, offset=offset, limit=TOP)
         mine = selectors.archived_standing(season, request.user.pk, region) if request.user.is_authenticated else None

@@ -23,7 +23,7 @@ from tracker.models import Friendship, Game, Player, Privacy
 from tracker.permissions import PlayerRequired
 from tracker.regions import Region
 from tracker.selectors import get_game, get_player
-from tracker.serializers import BoundedDateField, StrictSerializer, parsed_body, parsed_query
+from tracker.serializers import BoundedDateField, GameRefField, StrictSerializer, parsed_body, parsed_query
 
 
 def viewed(request: Request, player_id: uuid.UUID, game_ref: str | None) -> tuple[Player, Game | None]:
@@ -34,7 +34,7 @@ def viewed(request: Request, player_id: uuid.UUID, game_ref: str | None) -> tupl
 
 
 class GameQuery(StrictSerializer):
-    game = serializers.CharField(required=False, max_length=64)
+    game = GameRefField(required=False)
 
 
 def unlock_data(unlock: Unlock, reveal: Reveal) -> dict[str, Any]:
@@ -63,7 +63,11 @@ class StatisticsApi(APIView):
         games = GameStatisticsSerializer(many=True)
 
     @extend_schema(
-        parameters=[GameQuery], responses={200: Output}, summary="A player's statistics per game", tags=["players"]
+        parameters=[GameQuery],
+        responses={200: Output},
+        summary="A player's statistics per game",
+        operation_id="get_player_statistics",
+        tags=["players"],
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
         query = parsed_query(GameQuery, request)
@@ -86,7 +90,12 @@ class DashboardApi(APIView):
         weighted_score = serializers.FloatField()
         recent_achievements = RecentUnlockSerializer(many=True)
 
-    @extend_schema(responses={200: Output}, summary="A player's dashboard totals", tags=["players"])
+    @extend_schema(
+        responses={200: Output},
+        summary="A player's dashboard totals",
+        operation_id="get_player_dashboard",
+        tags=["players"],
+    )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
         player, game = viewed(request, player_id, None)
         board = selectors.dashboard(player, game=game)
@@ -136,6 +145,7 @@ class HistoryApi(APIView):
         parameters=[Query],
         responses={200: Output},
         summary="A player's daily points, achievements and playtime over a date range",
+        operation_id="get_player_history",
         description="Totals at the end of each UTC day and what the day added, from daily snapshots.",
         tags=["players"],
     )
@@ -162,7 +172,7 @@ class MeApi(APIView):
         region = serializers.ChoiceField(choices=Region.choices, allow_blank=True)
         privacy = serializers.ChoiceField(choices=Privacy.choices)
 
-    @extend_schema(responses={200: Output}, summary="Who I am", operation_id="players_me", tags=["players"])
+    @extend_schema(responses={200: Output}, summary="Who I am", operation_id="get_me", tags=["players"])
     def get(self, request: Request) -> Response:
         me = require_player(Caller.of(request))
         return Response(self.Output(me).data)
@@ -172,7 +182,7 @@ class MeApi(APIView):
         responses={200: Output},
         summary="Change my region, privacy or email",
         description="Fields left out keep their value. A new region moves me between regional boards.",
-        operation_id="players_me_update",
+        operation_id="update_me",
         tags=["players"],
     )
     def patch(self, request: Request) -> Response:
@@ -211,7 +221,12 @@ class FriendsApi(APIView):
         incoming = FriendRequestSerializer(many=True, help_text="Requests sent to me.")
         outgoing = FriendRequestSerializer(many=True, help_text="Requests I sent.")
 
-    @extend_schema(responses={200: Output}, summary="My friends and pending requests", tags=["friends"])
+    @extend_schema(
+        responses={200: Output},
+        summary="My friends and pending requests",
+        operation_id="list_friends",
+        tags=["friends"],
+    )
     def get(self, request: Request) -> Response:
         me = require_player(Caller.of(request))
         incoming, outgoing = selectors.pending_requests(me)
@@ -228,24 +243,23 @@ class FriendRequestApi(APIView):
     permission_classes = [PlayerRequired]
 
     class Input(StrictSerializer):
+        shapes = {"ByUsername": ("username",), "ByPlayerId": ("player_id",)}
+        shape_error = ("username", "Give exactly one of username or player_id.")
+
         username = serializers.CharField(required=False, max_length=150)
         player_id = serializers.UUIDField(required=False)
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            if ("username" in attrs) == ("player_id" in attrs):
-                raise serializers.ValidationError({"username": ["Give exactly one of username or player_id."]})
-            return attrs
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
         player_id = serializers.UUIDField()
         username = serializers.CharField()
-        status = serializers.CharField()
+        status = serializers.ChoiceField(choices=Friendship.Status.choices)
 
     @extend_schema(
         request=Input,
         responses={201: Output, 409: OpenApiResponse(description="Already friends, or a request is pending.")},
         summary="Send a friend request (accepts theirs if they asked first)",
+        operation_id="send_friend_request",
         tags=["friends"],
     )
     def post(self, request: Request) -> Response:
@@ -263,6 +277,10 @@ class FriendRequestApi(APIView):
         )
 
 
+# What the addressee of a friend request may answer.
+ANSWERS = ["accept", "decline"]
+
+
 class FriendRequestAnswerApi(APIView):
     permission_classes = [PlayerRequired]
 
@@ -273,9 +291,9 @@ class FriendRequestAnswerApi(APIView):
             204: None,
             400: OpenApiResponse(description="The answer is neither accept nor decline."),
         },
-        parameters=[OpenApiParameter("answer", str, OpenApiParameter.PATH, enum=["accept", "decline"])],
+        parameters=[OpenApiParameter("answer", str, OpenApiParameter.PATH, enum=ANSWERS)],
         summary="Accept or decline a friend request sent to me",
-        operation_id="friends_requests_answer",
+        operation_id="answer_friend_request",
         tags=["friends"],
     )
     def post(self, request: Request, request_id: int, answer: str) -> Response:
@@ -292,7 +310,12 @@ class FriendRequestAnswerApi(APIView):
 class FriendApi(APIView):
     permission_classes = [PlayerRequired]
 
-    @extend_schema(responses={204: None}, summary="Remove a friend (or withdraw a request)", tags=["friends"])
+    @extend_schema(
+        responses={204: None},
+        summary="Remove a friend (or withdraw a request)",
+        operation_id="remove_friend",
+        tags=["friends"],
+    )
     def delete(self, request: Request, player_id: uuid.UUID) -> Response:
         me = require_player(Caller.of(request))
         services.friend_remove(player=me, other=get_player(player_id))

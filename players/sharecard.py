@@ -19,7 +19,7 @@ from achievements.selectors import HIDDEN_NAME
 from tracker.numbers import percent
 
 # Bump when the drawing changes: every cached card is then drawn afresh.
-DESIGN = 1
+DESIGN = 2
 # Cards are keyed by what they show, so this only bounds the memory a card no one asks for
 # keeps; a day covers the burst of fetches that follows a link being pasted somewhere.
 CARD_CACHE_SECONDS = 24 * 60 * 60
@@ -29,6 +29,9 @@ CARD_MAX_AGE = 600
 # A cache that does not answer costs a drawn card, not an error.
 CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 WIDTH, HEIGHT = 1200, 630
+# Text starts 90 px in and stays 90 px clear of the right edge, inside the panel's border.
+LEFT = 90
+TEXT_WIDTH = WIDTH - 2 * LEFT
 BACKGROUND = (15, 18, 32)
 PANEL = (24, 28, 47)
 INK = (232, 234, 246)
@@ -66,7 +69,7 @@ class CardText:
         achievement = unlock.achievement
         tier = achievement.rarity
         return cls(
-            title=(HIDDEN_NAME if masked else achievement.name)[:40],
+            title=HIDDEN_NAME if masked else achievement.name,
             about="" if masked else achievement.description or "",
             game=unlock.game.name,
             by=f"by {unlock.player.username} · {unlock.unlocked_at:%B %-d, %Y}",
@@ -95,17 +98,36 @@ def card_png(unlock: Unlock, *, masked: bool = False) -> bytes:
     return png
 
 
+def fitted(
+    draw: ImageDraw.ImageDraw, text: str, size: int, *, smallest: int
+) -> tuple[str, ImageFont.FreeTypeFont | ImageFont.ImageFont]:
+    """`text` and a font to draw it in on one line no wider than TEXT_WIDTH: the font
+    shrinks, down to `smallest`, and then the text is cut with an ellipsis. A long name
+    (an achievement's, a game's, a player's) would otherwise run off the card."""
+    while size > smallest and draw.textlength(text, font=_font(size)) > TEXT_WIDTH:
+        size -= 4
+    font = _font(max(size, smallest))
+    if draw.textlength(text, font=font) <= TEXT_WIDTH:
+        return text, font
+    while text and draw.textlength(text + "…", font=font) > TEXT_WIDTH:
+        text = text[:-1]
+    return text.rstrip() + "…", font
+
+
 def draw_card(text: CardText) -> bytes:
     colour = TIER_COLOURS.get(text.tier, MUTED)
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     draw.rounded_rectangle((40, 40, WIDTH - 40, HEIGHT - 40), radius=32, fill=PANEL, outline=colour, width=6)
-    draw.text((90, 85), "ACHIEVEMENT UNLOCKED", font=_font(34), fill=colour)
-    draw.text((90, 140), text.title, font=_font(76), fill=INK)
+    draw.text((LEFT, 85), "ACHIEVEMENT UNLOCKED", font=_font(34), fill=colour)
+    title, title_font = fitted(draw, text.title, 76, smallest=48)
+    draw.text((LEFT, 140), title, font=title_font, fill=INK)
     for line_number, line in enumerate(textwrap.wrap(text.about, width=58)[:2]):
-        draw.text((90, 250 + line_number * 44), line, font=_font(36), fill=MUTED)
-    draw.text((90, 395), text.game, font=_font(40), fill=INK)
-    draw.text((90, 450), text.by, font=_font(34), fill=MUTED)
+        draw.text((LEFT, 250 + line_number * 44), line, font=_font(36), fill=MUTED)
+    game, game_font = fitted(draw, text.game, 40, smallest=32)
+    draw.text((LEFT, 395), game, font=game_font, fill=INK)
+    by, by_font = fitted(draw, text.by, 34, smallest=28)
+    draw.text((LEFT, 450), by, font=by_font, fill=MUTED)
     badge_font = _font(32)
     width = int(draw.textlength(text.badge, font=badge_font))
     draw.rounded_rectangle((90, 510, 90 + width + 40, 570), radius=28, fill=BACKGROUND)

@@ -15,18 +15,28 @@ from rest_framework.views import APIView
 
 from stats.services import MAX_SESSION, record_play_session
 from tracker.auth import Caller, check_may_report_play
+from tracker.models import Source
 from tracker.permissions import CallerRequired
 from tracker.selectors import get_game, get_player
-from tracker.serializers import BoundedDateTimeField, StrictSerializer, parsed_body
+from tracker.serializers import BoundedDateTimeField, GameRefField, StrictSerializer, parsed_body
 
 
 class SessionInput(StrictSerializer):
     player_id = serializers.UUIDField()
-    game_id = serializers.CharField(required=False, max_length=64, help_text="Optional with a game key (its game).")
+    game_id = GameRefField(required=False, help_text="The game's id or slug; optional with a game key (its game).")
     session_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)
     started_at = BoundedDateTimeField(required=False)
     ended_at = BoundedDateTimeField(required=False)
     duration_seconds = serializers.IntegerField(required=False, min_value=1, max_value=int(MAX_SESSION.total_seconds()))
+
+    # Both ends, or the duration with one end or none (it then ends now): never all three.
+    shapes = {
+        "WithEnds": ("started_at", "ended_at"),
+        "FromStart": ("started_at", "duration_seconds"),
+        "ToEnd": ("ended_at", "duration_seconds"),
+        "EndingNow": ("duration_seconds",),
+    }
+    shape_error = ("duration_seconds", "Give two of started_at, ended_at and duration_seconds (or a duration alone).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         now = timezone.now()
@@ -34,11 +44,7 @@ class SessionInput(StrictSerializer):
         for name in ("started_at", "ended_at"):
             if name in attrs and attrs[name] > latest:
                 raise serializers.ValidationError({name: ["Is in the future."]})
-        given = [name for name in ("started_at", "ended_at", "duration_seconds") if name in attrs]
-        if len(given) != 2 and given != ["duration_seconds"]:
-            raise serializers.ValidationError(
-                {"duration_seconds": ["Give two of started_at, ended_at and duration_seconds (or a duration alone)."]}
-            )
+        attrs = super().validate(attrs)
         if "duration_seconds" in attrs:
             length = timedelta(seconds=attrs["duration_seconds"])
             if "started_at" in attrs:
@@ -60,6 +66,7 @@ class SessionOutput(serializers.Serializer):
     started_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField()
     duration_seconds = serializers.IntegerField()
+    source = serializers.ChoiceField(choices=Source.choices, help_text="Who reported it first.")
     already_recorded = serializers.BooleanField()
 
 
@@ -74,6 +81,7 @@ class PlaySessionApi(APIView):
             409: OpenApiResponse(description="The session overlaps another of the player's in this game."),
         },
         summary="Report a play session (idempotent by session_id)",
+        operation_id="report_play_session",
         description=(
             "201 when recorded; 200 with already_recorded=true when this player already reported that "
             "session_id for the game. Sessions longer than 24 hours, ending before they start or in the "
@@ -105,6 +113,7 @@ class PlaySessionApi(APIView):
             "started_at": session.started_at.isoformat(),
             "ended_at": session.ended_at.isoformat(),
             "duration_seconds": session.duration_seconds,
+            "source": session.source,
             "already_recorded": not outcome.created,
         }
         return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)

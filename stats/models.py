@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from tracker.models import Source
+
 
 class PlayerGameStats(models.Model):
     """One player's totals in one game: the row every per-game board ranks."""
@@ -66,7 +68,7 @@ class PlaySession(models.Model):
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
     duration_seconds = models.PositiveIntegerField()
-    source = models.CharField(max_length=10)
+    source = models.CharField(max_length=10, choices=Source.choices)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -217,3 +217,48 @@ def test_a_malformed_path_parameter_is_a_json_404(api: Api, alice: Player, metho
 @pytest.mark.parametrize("path", ["/api/v1/seasons/{id}", "/api/v1/players/{id}/statistics"])
 def test_a_well_formed_id_of_nothing_is_a_json_404_too(api: Api, db: Any, path: str) -> None:
     assert_error(api.anonymous().get(path.format(id=uuid.uuid4())), 404, "not_found")
+
+
+# --- Bodies of one of several shapes, and game references ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/api/v1/friends/requests", {"username": "bob", "player_id": UNKNOWN}, "username"),
+        ("/api/v1/friends/requests", {}, "username"),
+        ("/api/v1/achievements/unlock", {"achievement_id": UNKNOWN, "achievement": "FIRST_FLIGHT"}, "achievement_id"),
+        ("/api/v1/achievements/unlock", {}, "achievement_id"),
+    ],
+    ids=["friend-both", "friend-neither", "unlock-both", "unlock-neither"],
+)
+def test_a_body_of_both_shapes_or_neither_is_refused_naming_the_field(
+    api: Api, alice: Player, bob: Player, path: str, body: dict[str, str], field: str
+) -> None:
+    if path.startswith("/api/v1/achievements"):
+        body = {"player_id": str(alice.pk), **body}
+
+    error = assert_error(api.as_player(alice).post(path, body, format="json"), 400, "invalid")
+
+    assert field in error["fields"], error
+    assert not Friendship.objects.exists()
+
+
+def test_a_game_named_by_what_no_game_could_be_called_is_a_400_naming_it(api: Api, alice: Player) -> None:
+    error = assert_error(api.anonymous().get(f"/api/v1/players/{alice.pk}/statistics", {"game": "no such"}), 400)
+
+    assert "game" in error["fields"]
+
+
+@pytest.mark.parametrize("reporter, source", [("game key", "server"), ("player", "client")])
+def test_a_session_report_says_who_reported_it(
+    api: Api, alice: Player, game: Any, game_key: str, reporter: str, source: str
+) -> None:
+    client = api.as_key(game_key) if reporter == "game key" else api.as_player(alice)
+    body = {"player_id": str(alice.pk), "game_id": game.slug, "session_id": "s-1", "duration_seconds": 600}
+
+    response = client.post("/api/v1/sessions", body, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["source"] == source
+    assert PlaySession.objects.get().source == source

@@ -16,6 +16,7 @@ from achievements.models import Achievement, Source
 from achievements.services import UnlockRequest, save_season, unlock_achievements
 from leaderboards.models import Season
 from leaderboards.services import close_season
+from players.services import friend_accept, friend_request
 from tests.conftest import achievement, make_player
 from tests.helpers import give
 from tracker.models import Game, Player, Privacy
@@ -228,6 +229,26 @@ def test_a_player_in_the_top_100_is_highlighted_in_place(ranked: Game, alice: Pl
     ]
     assert '#2</div><div class="muted">of 3</div>' in text(response)
     assert "ahead of 33.3% of players" in text(response)
+
+
+def test_the_friends_board_ranks_the_player_among_their_friends(ranked: Game, alice: Player, charlie: Player) -> None:
+    friend_accept(player=charlie, friendship=friend_request(sender=alice, receiver=charlie))
+
+    response = visitor(alice).get(page_of(ranked, "?friends=1"))
+
+    # charlie is private: a name only he sees, even on his friends' boards.
+    assert parse(response).rows == [(True, ["1", "alice", "35"]), (False, ["2", "Anonymous player", "10"])]
+    # Ranked among alice and her friends (bob, 75 points, is not one), not on the whole board.
+    assert '#1</div><div class="muted">of 2</div>' in text(response)
+    assert "ahead of 50.0% of players" in text(response)
+
+
+def test_the_board_filters_apply_with_a_button_not_on_change(ranked: Game, alice: Player) -> None:
+    page = text(visitor(alice).get(page_of(ranked)))
+
+    # Scripts in attributes are refused by the Content-Security-Policy; the button needs none.
+    assert "onchange" not in page
+    assert '<button type="submit">Show</button>' in page
 
 
 def test_a_player_without_points_is_told_so(ranked: Game) -> None:

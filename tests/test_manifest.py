@@ -262,6 +262,18 @@ def test_a_manifest_with_a_duplicate_api_name_is_rejected(api: Api, game: Game, 
     assert snapshot() == before
 
 
+def test_a_progress_target_no_report_could_reach_is_rejected(api: Api, game: Game, game_key: str) -> None:
+    edited = star_raiders()
+    edited["achievements"].append({"api_name": "KILL_ALL", "name": "Everyone", "points": 1, "progress_target": 2**40})
+    before = snapshot()
+
+    response = api.as_key(game_key).put(achievements_url(game), edited, format="json")
+
+    error = assert_error(response, 400, "invalid")
+    assert "progress_target" in str(error["fields"])
+    assert snapshot() == before
+
+
 def test_changing_points_somebody_has_earned_is_a_conflict_and_changes_nothing(
     api: Api, alice: Player, game: Game, game_key: str
 ) -> None:

@@ -185,9 +185,11 @@ def test_bodies_that_refuse_unknown_fields_say_so_and_required_text_is_not_blank
     schema = schema_of(api)
     components = schema["components"]["schemas"]
 
-    def body_of(path: str, method: str) -> dict[str, Any]:
+    def bodies_of(path: str, method: str) -> list[dict[str, Any]]:
+        """The body's schema, or each of its shapes when it takes one of several."""
         ref = schema["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-        return components[ref.rsplit("/", 1)[1]]
+        body = components[ref.rsplit("/", 1)[1]]
+        return [components[shape["$ref"].rsplit("/", 1)[1]] for shape in body.get("oneOf", [])] or [body]
 
     for path, method in [
         ("/api/v1/achievements/unlock", "post"),
@@ -196,9 +198,12 @@ def test_bodies_that_refuse_unknown_fields_say_so_and_required_text_is_not_blank
         ("/api/v1/players/me", "patch"),
         ("/api/v1/players/", "post"),
     ]:
-        assert body_of(path, method)["additionalProperties"] is False, (method, path)
-    assert body_of("/api/v1/achievements/unlock/batch", "post")["properties"]["unlocks"]["minItems"] == 1
-    assert body_of("/api/v1/achievements/unlock", "post")["properties"]["achievement"]["minLength"] == 1
+        for body in bodies_of(path, method):
+            assert body["additionalProperties"] is False, (method, path)
+    [batch] = bodies_of("/api/v1/achievements/unlock/batch", "post")
+    assert batch["properties"]["unlocks"]["minItems"] == 1
+    by_id, by_api_name = bodies_of("/api/v1/achievements/unlock", "post")
+    assert by_api_name["properties"]["achievement"]["minLength"] == 1
     # Output shapes are not closed: a field added later must not break a client.
     assert "additionalProperties" not in components["MeOutput"]
 
@@ -272,3 +277,93 @@ def test_every_response_is_typed_down_to_its_leaves(api: Api, db: Any) -> None:
         if tuple(spot.split(".", 1)) not in free_form
     ]
     assert problems == []
+
+
+def test_operation_ids_read_as_calls_in_a_generated_client(api: Api, db: Any) -> None:
+    schema = schema_of(api)
+    ids = {(method, path): op["operationId"] for method, path, op in operations(schema)}
+
+    assert ids[("post", "/api/v1/achievements/unlock")] == "unlock_achievement"
+    assert ids[("post", "/api/v1/achievements/unlock/batch")] == "unlock_achievements_batch"
+    assert ids[("get", "/api/v1/players/me")] == "get_me"
+    assert ids[("get", "/api/v1/leaderboards/{game_id}")] == "list_game_leaderboard"
+    assert ids[("post", "/api/v1/auth/token/")] == "obtain_token"
+    assert len(set(ids.values())) == len(ids), "two operations share an id"
+    verbs = {"get", "list", "unlock", "report", "import", "register", "send", "answer", "remove", "update"}
+    verbs |= {"obtain", "refresh", "log"}
+    odd = sorted(i for i in ids.values() if not re.fullmatch(r"[a-z]+(_[a-z]+)+", i) or i.split("_")[0] not in verbs)
+    assert odd == [], "not a verb_object name (or the path-derived default)"
+
+
+def test_every_operation_is_tagged_with_its_area(api: Api, db: Any) -> None:
+    tags = {path: op["tags"] for _, path, op in operations(schema_of(api))}
+
+    assert tags["/api/v1/auth/token/"] == ["auth"]
+    assert tags["/api/v1/achievements/unlock"] == ["achievements"]
+    assert not [path for path, names in tags.items() if names in ([], ["v1"])]
+
+
+def test_each_choice_set_is_one_named_component_used_everywhere(api: Api, db: Any) -> None:
+    schema = schema_of(api)
+    components = schema["components"]["schemas"]
+
+    assert components["Region"]["enum"] == ["na", "sa", "eu", "asia", "oce", "af", "me"]
+    assert components["Privacy"]["enum"] == ["public", "friends", "private"]
+    assert components["Rarity"]["enum"] == ["common", "uncommon", "rare", "epic", "legendary"]
+    assert {"SeasonStatus", "FriendshipStatus"} <= set(components)
+    # Nowhere else is a choice set spelled out: parameters and properties refer to these.
+    inline: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if "enum" in node and node["enum"] != [""]:
+                inline.append(where)
+            for key, child in node.items():
+                walk(child, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{where}[{index}]")
+
+    walk(schema["paths"], "paths")
+    for name, component in components.items():
+        walk({key: value for key, value in component.items() if key != "enum"}, name)
+    assert inline == [], "a choice set spelled out in place"
+    region = next(
+        p for p in schema["paths"]["/api/v1/leaderboards/global"]["get"]["parameters"] if p["name"] == "region"
+    )
+    assert region["schema"] == {"$ref": "#/components/schemas/Region"}
+
+
+def test_bodies_that_take_exactly_one_of_two_fields_are_one_of_two_shapes(api: Api, db: Any) -> None:
+    components = schema_of(api)["components"]["schemas"]
+
+    def shapes(name: str) -> dict[str, dict[str, Any]]:
+        refs = [shape["$ref"].rsplit("/", 1)[1] for shape in components[name]["oneOf"]]
+        return {ref: components[ref] for ref in refs}
+
+    unlock = shapes("UnlockInputRequest")
+    assert {name: (sorted(shape["properties"]), sorted(shape["required"])) for name, shape in unlock.items()} == {
+        "UnlockInputByIdRequest": (["achievement_id", "player_id", "timestamp"], ["achievement_id", "player_id"]),
+        "UnlockInputByApiNameRequest": (["achievement", "player_id", "timestamp"], ["achievement", "player_id"]),
+    }
+    # The batch's items are unlocks, shapes and all; progress and friend requests likewise.
+    batch = components["BatchUnlockInputRequest"]["properties"]["unlocks"]["items"]
+    assert batch == {"$ref": "#/components/schemas/UnlockInputRequest"}
+    assert set(shapes("ProgressInputRequest")) == {"ProgressInputByIdRequest", "ProgressInputByApiNameRequest"}
+    assert set(shapes("FriendRequestInputRequest")) == {
+        "FriendRequestInputByUsernameRequest",
+        "FriendRequestInputByPlayerIdRequest",
+    }
+    # A session gives both ends, or a duration with one end or none.
+    times = {"started_at", "ended_at", "duration_seconds"}
+    session = [
+        (set(shape["required"]) & times, set(shape["properties"]) & times)
+        for shape in shapes("SessionInputRequest").values()
+    ]
+    assert all(required == given for required, given in session), "a shape with an optional time"
+    assert sorted(sorted(required) for required, _ in session) == [
+        ["duration_seconds"],
+        ["duration_seconds", "ended_at"],
+        ["duration_seconds", "started_at"],
+        ["ended_at", "started_at"],
+    ]

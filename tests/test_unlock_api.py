@@ -103,7 +103,7 @@ def test_a_player_token_cannot_name_the_achievement_by_api_name(api: Api, alice:
     before = snapshot()
     body = {"player_id": str(alice.pk), "achievement": "FIRST_FLIGHT"}
 
-    error = assert_error(post(api.as_player(alice), UNLOCK_URL, body), 400, "invalid")
+    error = assert_error(post(api.as_player(alice), UNLOCK_URL, body), 403, "forbidden")
 
     assert "achievement" in error["fields"]
     assert snapshot() == before

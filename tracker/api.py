@@ -36,6 +36,7 @@ class PlayerRegisterApi(APIView):
         request=InputSerializer,
         responses={201: OutputSerializer, 409: OpenApiResponse(description="That username is taken.")},
         summary="Register a player",
+        operation_id="register_player",
         tags=["players"],
     )
     def post(self, request: Request) -> Response:
@@ -57,7 +58,7 @@ class GameListApi(APIView):
     class OutputSerializer(serializers.Serializer):
         games = GameOutputSerializer(many=True)
 
-    @extend_schema(responses={200: OutputSerializer}, summary="List games", tags=["games"])
+    @extend_schema(responses={200: OutputSerializer}, summary="List games", operation_id="list_games", tags=["games"])
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer({"games": Game.objects.all()}).data)
 
@@ -87,6 +88,7 @@ class LogoutApi(APIView):
             403: OpenApiResponse(description="A game key, or another player's refresh token."),
         },
         summary="Log out one device, or every device",
+        operation_id="log_out",
         tags=["auth"],
         auth=[{"jwtAuth": []}, {}],
     )

@@ -1,23 +1,30 @@
 """OpenAPI schema tuning: our authentication schemes, who may call each operation, the
-error responses every operation documents, and names for nested serializers."""
+error responses every operation documents, names for nested serializers and operations,
+and the hooks that give each choice set and each shape of a body one named component
+(docs/api.md, "The schema")."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 from typing import Any
 
+from django.db.models import Choices
 from drf_spectacular.contrib.rest_framework_simplejwt import (
     SimpleJWTScheme,
     TokenObtainPairSerializerExtension,
     TokenRefreshSerializerExtension,
 )
+from drf_spectacular.drainage import warn
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import deep_import_string
+from drf_spectacular.settings import spectacular_settings
 from rest_framework import serializers
 from rest_framework_simplejwt.views import TokenViewBase
 
-from tracker.serializers import ErrorOutputSerializer, StrictSerializer
+from tracker.serializers import GAME_REF, ErrorOutputSerializer, StrictSerializer
 
 
 class GameKeyScheme(OpenApiAuthenticationExtension):
@@ -55,6 +62,13 @@ ERROR_DESCRIPTIONS = {
     "409": "The request conflicts with the current state.",
     "413": "Request body too large.",
     "429": "Too many requests: retry after the `Retry-After` header's seconds.",
+}
+
+
+# The operation id and tag of views we use but do not write (simplejwt's sign-in).
+THIRD_PARTY_OPERATIONS = {
+    "TokenObtainPairView": ("obtain_token", "auth"),
+    "TokenRefreshView": ("refresh_token", "auth"),
 }
 
 
@@ -103,12 +117,16 @@ class QuestboardSchema(AutoSchema):
         # Every view with authenticators refuses bad credentials; sign-in refuses a bad password.
         if self.view.get_authenticators() or isinstance(self.view, TokenViewBase):
             codes.add("401")
-        if has_body or any(parameter["in"] == "query" for parameter in self._get_parameters()):
+        # A path or query string with a control character is refused before routing
+        # (tracker.middleware.ControlCharacterMiddleware), whatever the operation.
+        if has_body or path_parameters or any(parameter["in"] == "query" for parameter in self._get_parameters()):
             codes.add("400")
         if has_body:
             codes.add("413")
-        # A path names something, and so does the body of a report (a player, an achievement).
-        if path_parameters or (has_body and self.method == "POST" and self.needs_credentials()):
+        # A path names something, and so does the body of a report (a player, an achievement)
+        # and a query string's `game`.
+        names_a_game = any(p["in"] == "query" and p["name"] == "game" for p in self._get_parameters())
+        if path_parameters or names_a_game or (has_body and self.method == "POST" and self.needs_credentials()):
             codes.add("404")
         # A game key where a player is needed, another game's key, another player's data.
         if self.needs_credentials() or "player_id" in path_parameters:
@@ -125,9 +143,19 @@ class QuestboardSchema(AutoSchema):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and isinstance(serializer, StrictSerializer):
             schema["additionalProperties"] = False
+            if serializer.shapes:
+                schema[SHAPES] = serializer.shapes  # made components by `shaped_bodies`
         if schema.get("description") == inspect.getdoc(StrictSerializer):
             del schema["description"]  # inherited, it describes our base class, not this body
         return schema
+
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        body = super()._get_request_body(direction)
+        # A body of several shapes has no field every shape requires, but each shape
+        # requires one: there is always a body to send.
+        if body is not None and getattr(self.get_request_serializer(), "shapes", None):
+            body["required"] = True
+        return body
 
     def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
@@ -138,8 +166,88 @@ class QuestboardSchema(AutoSchema):
             schema["minItems"] = max(schema.get("minItems", 0), 1)
         return schema
 
+    def get_operation_id(self) -> str:
+        """Operation ids are the function names of generated clients (`unlock_achievement`),
+        so every operation of ours names itself in `extend_schema(operation_id=...)`, as a
+        verb and what it acts on; the path-derived default (`v1_achievements_unlock_create`)
+        reads badly and would change with the URL. A view that forgets is a schema warning."""
+        view = type(self.view).__name__
+        if view in THIRD_PARTY_OPERATIONS:
+            return THIRD_PARTY_OPERATIONS[view][0]
+        warn(f"{view}.{self.method.lower()} names no operation_id (extend_schema(operation_id=...)).")
+        return super().get_operation_id()
+
+    def get_tags(self) -> list[str]:
+        view = type(self.view).__name__
+        if view in THIRD_PARTY_OPERATIONS:
+            return [THIRD_PARTY_OPERATIONS[view][1]]
+        return super().get_tags()
+
     def get_serializer_name(self, serializer: Any, direction: str) -> str:
         qualname = type(serializer).__qualname__
         if "." in qualname:
             return qualname.replace(".", "").replace("Api", "")
         return super().get_serializer_name(serializer, direction)
+
+
+SHAPES = "x-shapes"
+
+
+def shaped_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: a body that takes one of several shapes
+    (StrictSerializer.shapes) becomes a `oneOf` of one component per shape, each with only
+    its own fields, required. The shapes exclude each other, so a generated client has a
+    type per shape (`UnlockInputByIdRequest | UnlockInputByApiNameRequest`), and a request
+    with both or neither is invalid by the schema as it is by the server."""
+    components = result.get("components", {}).get("schemas", {})
+    for name, schema in list(components.items()):
+        shapes = schema.pop(SHAPES, None)
+        if not shapes:
+            continue
+        shaped = {field for fields in shapes.values() for field in fields}
+        refs = []
+        for shape, fields in shapes.items():
+            branch = copy.deepcopy(schema)
+            for field in shaped - set(fields):
+                del branch["properties"][field]
+            branch["required"] = [*schema.get("required", []), *fields]
+            branch_name = f"{name.removesuffix('Request')}{shape}Request"
+            components[branch_name] = branch
+            refs.append({"$ref": f"#/components/schemas/{branch_name}"})
+        components[name] = {
+            "oneOf": refs,
+            **({"description": schema["description"]} if "description" in schema else {}),
+        }
+    return result
+
+
+def named_parameters(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook, after its own enum naming: a query or path
+    parameter whose values are a named choice set refers to that set's one component
+    (settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]) instead of repeating it, so a
+    generated client has one `Region` type, not one per operation; and a game named in the
+    path takes the pattern of a game reference, as the bodies and query strings do."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    named: dict[tuple[Any, ...], str] = {}
+    for name, choices in spectacular_settings.ENUM_NAME_OVERRIDES.items():
+        values = [value for value, _ in choices_of(deep_import_string(choices)) if value not in ("", None)]
+        named[tuple(values)] = name
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter["in"] == "path" and parameter["name"] == "game_id":
+                    schema.update({"pattern": GAME_REF, "maxLength": 64})
+                name = named.get(tuple(schema.get("enum", ())))
+                if name is None:
+                    continue
+                components.setdefault(name, {"enum": schema["enum"], "type": schema.get("type", "string")})
+                parameter["schema"] = {"$ref": f"#/components/schemas/{name}"}
+    return result
+
+
+def choices_of(choices: Any) -> list[tuple[Any, Any]]:
+    """(value, label) pairs of Django choices, a TextChoices class or a plain list of values."""
+    if inspect.isclass(choices) and issubclass(choices, Choices):
+        choices = choices.choices
+    return [choice if isinstance(choice, (list, tuple)) else (choice, choice) for choice in choices]

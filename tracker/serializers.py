@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 # Every date and time the API accepts lies in [EARLIEST, LATEST) (docs/api.md, "Errors").
@@ -24,20 +25,51 @@ def within_supported_range(value: date | datetime) -> None:
         raise serializers.ValidationError(f"Must be between {EARLIEST.date()} and {last_day} (UTC).")
 
 
+# The years of [EARLIEST, LATEST), 1970 to 2099, as the schema's pattern: a client (and
+# Schemathesis) learns the range from the schema instead of from a 400.
+SUPPORTED_YEARS = r"^(19[7-9][0-9]|20[0-9][0-9])-"
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": SUPPORTED_YEARS})
 class BoundedDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date-time input within the supported range."""
 
     default_validators = [within_supported_range]
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": SUPPORTED_YEARS})
 class BoundedDateField(serializers.DateField):
     """An ISO 8601 date input within the supported range."""
 
     default_validators = [within_supported_range]
 
 
+# A game named by its id or its slug (tracker.selectors.get_game).
+GAME_REF = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class GameRefField(serializers.RegexField):
+    """A game named by its id or its slug: anything else names no game, and is bad input."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", "The game's id or slug.")
+        super().__init__(GAME_REF, max_length=64, **kwargs)
+
+
 class StrictSerializer(serializers.Serializer):
     """An input serializer that rejects fields it does not know (typos fail loudly)."""
+
+    # The shapes a body may take when it names a thing one of several ways (an achievement
+    # by id or by api_name): each shape's name and the fields it gives, none of the other
+    # shapes' fields. Checked by `validate`, and each shape is a schema component of its own
+    # under the body's `oneOf` (tracker/schema.py), so a generated client has a type for each.
+    shapes: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # The field a body of no shape is blamed on, and what it is told.
+    shape_error: ClassVar[tuple[str, str]] = ("", "")
+
+    @classmethod
+    def shaped_fields(cls) -> list[str]:
+        return list(dict.fromkeys(name for fields in cls.shapes.values() for name in fields))
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
@@ -46,6 +78,14 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.shapes:
+            given = {name for name in self.shaped_fields() if name in attrs}
+            if given not in [set(fields) for fields in self.shapes.values()]:
+                field, message = self.shape_error
+                raise serializers.ValidationError({field: [message]})
+        return attrs
 
 
 class PageInput(StrictSerializer):

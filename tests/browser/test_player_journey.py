@@ -182,5 +182,14 @@ def test_a_new_player_signs_up_makes_a_friend_and_compares(demo_world: Game, liv
     sync_api.expect(ace.locator("td.have")).to_have_count(2)
     shoot(page, "compare.png")
 
+    # The game's board, narrowed to the newcomer and their friends with its filter.
+    page.goto(f"{url}/games/star-raiders/leaderboard/")
+    page.get_by_label("Who").select_option("1")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r"friends=1"))
+    sync_api.expect(page.locator("table.board tbody tr")).to_have_count(2)
+    sync_api.expect(page.locator(".cards")).to_contain_text("#1")
+    sync_api.expect(page.locator(".cards")).to_contain_text("of 2")
+
     rookie_context.close()
     assert errors == []
