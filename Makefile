@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/questboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 
-.PHONY: install browsers run test test-lite screenshots lint format clean vendor bench bench-smoke bench-tools
+.PHONY: install browsers run stack test test-lite screenshots lint format clean vendor bench bench-smoke bench-tools
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,38 @@ run: install
 	@echo ""
 	@$(PY) manage.py run_periodic & trap "kill $$! 2>/dev/null" EXIT; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# The production process set on this machine (Procfile, docs/processes.md): gunicorn,
+# Daphne, Celery worker and beat, the outbox relay, DEBUG off, against the machine's
+# PostgreSQL, Redis and RabbitMQ (override any URL). STACK_SCALE=web=2,worker=2 runs more.
+STACK_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/questboard
+STACK_REDIS_URL ?= redis://127.0.0.1:6379/0
+STACK_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+STACK_SCALE ?=
+stack: export DATABASE_URL ?= $(STACK_DATABASE_URL)
+stack: export REDIS_URL ?= $(STACK_REDIS_URL)
+stack: export CELERY_BROKER_URL ?= $(STACK_BROKER_URL)
+stack: export DEBUG := 0
+# Plain HTTP on this machine; in production TLS ends in front (README, "Operating it").
+stack: export HTTPS_ONLY ?= 0
+stack: export STATIC_ROOT ?= $(CURDIR)/staticfiles
+stack: export HOST := $(HOST)
+stack: export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+stack: install .env
+	$(VENV)/bin/honcho run python manage.py migrate --noinput
+	$(VENV)/bin/honcho run python manage.py collectstatic --noinput -v 0
+	$(VENV)/bin/honcho run python manage.py seed_demo --if-empty
+	@echo ""
+	@echo "  Questboard (API and pages) is at http://$(HOST):$(PORT)/, WebSockets on http://$(HOST):$$(($(PORT) + 100))/"
+	@echo "  (that port serves the pages too, with live toasts: it is where a proxy would send /ws/)"
+	@echo "  Ctrl-C stops every process."
+	@echo ""
+	$(VENV)/bin/honcho start -p $(PORT) $(if $(STACK_SCALE),-c $(STACK_SCALE))
+
+# The local stack's own secret key, made once, kept out of git (.gitignore); honcho reads it.
+.env:
+	@umask 077 && echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "Wrote a new SECRET_KEY to .env for the local stack."
 
 # Debian's Chromium for the real-browser tests (they skip, saying so, when it is missing).
 browsers:

@@ -30,7 +30,7 @@ from leaderboards.sync import (
 )
 from stats import tasks as stats_tasks
 from stats.services import PointsDelta, apply_deltas
-from tracker import outbox
+from tracker import outbox, replicas
 from tracker import selectors as tracker_selectors
 from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Game, GameKey, Player
@@ -96,6 +96,8 @@ def unlock_achievements(
                 outbox.record("unlocks", written.event(at))
     if live and written.created:
         outbox.wake()
+    # Read your own writes: these players read the primary for a while (docs/replicas.md).
+    replicas.pin_players({player_id for player_id, _ in written.created})
     missing = [p for p, _ in pairs if p not in written.created and p not in written.earlier]
     earlier = {**written.earlier, **_existing_unlock_times(missing)}
     changes = index_changes(written.moves, written.players)
@@ -312,6 +314,7 @@ def record_progress(
                 ],
             )
             (stored,) = cursor.fetchone()
+        replicas.pin_players([player.pk])
         if stored >= target:
             unlock = unlock_achievement(player=player, achievement=achievement, source=source, game_key=game_key, at=at)
             return ProgressOutcome(value=stored, target=target, unlocked=True, unlock=unlock)

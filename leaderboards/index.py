@@ -400,9 +400,9 @@ def redis_store() -> RedisStore | None:
     cache's Redis, or on RANK_INDEX_REDIS_URL's when that is another. Kept while its client
     lives, so the Lua scripts are registered once per process."""
     global _store
-    url = settings.RANK_INDEX_REDIS_URL
-    if not url:
+    if not settings.REDIS_URL:
         return None
+    url = settings.RANK_INDEX_REDIS_URL or settings.REDIS_URL
     if url == settings.REDIS_URL:
         from django_redis import get_redis_connection
 

@@ -1,6 +1,6 @@
-"""Real server subprocesses (Daphne, gunicorn) against the test database, for tests that
-must cross a process boundary: live events between processes, the ASGI connection pool,
-the browser tests.
+"""Real server subprocesses (Daphne, gunicorn; Celery workers and beat, the outbox relay)
+against the test database, for tests that must cross a process boundary: live events
+between processes, the ASGI connection pool, the browser tests, many processes at once.
 
 The servers read the database pytest-django created, so a test using them must be
 transactional (`django_db(transaction=True)`): they only see what committed.
@@ -113,35 +113,75 @@ def gunicorn(port: int, workers: int = 1) -> list[str]:
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
+        # Several gunicorns on one machine (the tests', other test runs') would share the
+        # one default control socket path; nothing here uses it.
+        "--no-control-socket",
         "tracker.wsgi:application",
     ]
 
 
+@dataclass(frozen=True)
+class Background:
+    """A process that serves no HTTP (a Celery worker or beat, the outbox relay) and the
+    text its log shows once it works; "" for one that is ready as soon as it runs."""
+
+    command: list[str]
+    ready: str = ""
+
+
+def celery(*arguments: str) -> list[str]:
+    return [str(VENV_BIN / "celery"), "-A", "tracker", *arguments]
+
+
+def relay_outbox() -> list[str]:
+    return [sys.executable, "manage.py", "relay_outbox"]
+
+
+def delete_queue(name: str) -> None:
+    """Delete a Celery queue a test declared on the broker, and whatever is left in it."""
+    from kombu import Connection
+
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as connection:
+        connection.default_channel.queue_delete(name)
+
+
+def started_working(server: Server, ready: str) -> bool:
+    return ready in server.log.read_text(errors="replace")
+
+
 @contextmanager
 def running(
-    commands: dict[str, Callable[[int], list[str]]], logs: Path, environment: dict[str, str] | None = None
+    commands: dict[str, Callable[[int], list[str]]],
+    logs: Path,
+    environment: dict[str, str] | None = None,
+    *,
+    background: dict[str, Background] | None = None,
+    startup_seconds: float = STARTUP_SECONDS,
 ) -> Iterator[list[Server]]:
     """Start one server per command (each on a free port, all against the test database
-    and Redis, with `environment` on top), wait until every one answers HTTP, and always
-    terminate them after."""
+    and Redis, with `environment` on top) and each `background` process (port 0), wait
+    until every server answers HTTP and every background process logged its `ready`
+    text (all within `startup_seconds`), and always terminate them all after."""
     env = {**server_environment(), **(environment or {})}
     started: list[Server] = []
+    waits: list[tuple[Server, Callable[[Server], bool], str]] = []
     try:
         for name, command in commands.items():
             port = free_port()
-            log = logs / f"{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    command(port), cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT
-                )
-            started.append(Server(name, port, process, log))
-        deadline = time.monotonic() + STARTUP_SECONDS
-        for server in started:
-            while not answers_http(server):
+            server = start_process(name, port, command(port), logs, env)
+            started.append(server)
+            waits.append((server, answers_http, "answer HTTP"))
+        for name, process in (background or {}).items():
+            server = start_process(name, 0, process.command, logs, env)
+            started.append(server)
+            waits.append((server, lambda server, ready=process.ready: started_working(server, ready), "start"))
+        deadline = time.monotonic() + startup_seconds
+        for server, ready, what in waits:
+            while not ready(server):
                 if server.process.poll() is not None:
                     pytest.fail(f"{server.name} exited with {server.process.returncode}:\n{server.output()}")
                 if time.monotonic() > deadline:
-                    pytest.fail(f"{server.name} did not answer HTTP within {STARTUP_SECONDS} s:\n{server.output()}")
+                    pytest.fail(f"{server.name} did not {what} within {startup_seconds} s:\n{server.output()}")
                 time.sleep(0.1)
         yield started
     finally:
@@ -153,6 +193,13 @@ def running(
             except subprocess.TimeoutExpired:
                 server.process.kill()
                 server.process.wait(timeout=5)
+
+
+def start_process(name: str, port: int, command: list[str], logs: Path, env: dict[str, str]) -> Server:
+    log = logs / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return Server(name, port, process, log)
 
 
 def post_json(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:

@@ -5,9 +5,12 @@ import re
 import time
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
 
+from tracker import replicas
 from tracker.errors import bad_request_response, busy_response, is_pool_exhausted
 from tracker.logs import accepted_request_id, request_id_bound
 
@@ -105,3 +108,35 @@ class DatabaseBusyMiddleware:
             return None
         busy.warning("no database connection for %s %s: %s", request.method, request.path, exception)
         return busy_response(request)
+
+
+class ReplicaReadMiddleware:
+    """Give each request its read scope (tracker.replicas): its reads that may be stale go
+    to a replica unless the request writes or its caller is pinned, and a request that
+    wrote pins its caller when it ends (read your own writes). Not installed without
+    replicas.
+
+    Answering a request again (below) runs the view once more, and with it the view-time
+    rate limits: such a request is charged twice. It happens only to a safe request whose
+    replica failed under it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        if not settings.DATABASE_REPLICAS:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with replicas.request_reads(request) as scope:
+            response = self.get_response(request)
+            if scope.replica_failed:
+                # The replica went away (stopped, restarted, cut off) under a safe request,
+                # which changed nothing: it is answered again, from the primary.
+                response = self.get_response(request)
+            scope.status = response.status_code
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if replicas.replica_failed(exception):
+            return HttpResponse(status=503)  # never sent: __call__ answers the request again
+        return None

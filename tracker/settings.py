@@ -7,6 +7,7 @@ DATABASE_URL, REDIS_URL and CELERY_BROKER_URL switches each piece to a real serv
 
 from __future__ import annotations
 
+import copy
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -116,6 +117,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # After authentication: a signed-in player's pages are charged to the player.
     "tracker.ratelimits.RateLimitMiddleware",
+    # Reads to a replica where staleness is harmless (only with DATABASE_REPLICA_URLS).
+    "tracker.middleware.ReplicaReadMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -195,6 +198,46 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             # Retry-After (tracker.middleware.DatabaseBusyMiddleware), never a 500.
             "timeout": float(os.getenv("DB_POOL_TIMEOUT", "5")),
         }
+
+# --- Read replicas (tracker/replicas.py, docs/replicas.md) --------------------------------
+# PostgreSQL streaming replicas of DATABASE_URL, comma-separated. Each becomes an alias
+# (replica1, replica2, ...) with the primary's connection options; reads that may be stale
+# go to one of them, everything else to the primary. Unset: no router, nothing changes.
+DATABASE_REPLICAS: list[str] = []
+# How long a player (or game key) reads only the primary after a write of theirs, or after
+# a game server changed their data: longer than the replica lag you alert on.
+REPLICA_PIN_SECONDS = envint("REPLICA_PIN_SECONDS", 10)
+# How long a process leaves a replica alone after it failed (its reads go to the primary).
+REPLICA_RETRY_SECONDS = envint("REPLICA_RETRY_SECONDS", 30)
+# The most a connection attempt to a replica may take (libpq's minimum is 2).
+REPLICA_CONNECT_TIMEOUT = envint("REPLICA_CONNECT_TIMEOUT_SECONDS", 2)
+for _number, _url in enumerate(envlist("DATABASE_REPLICA_URLS"), start=1):
+    _replica = dj_database_url.parse(_url)
+    if _replica["ENGINE"] != "django.db.backends.postgresql" or DATABASES["default"]["ENGINE"] != _replica["ENGINE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URLS names PostgreSQL streaming replicas of a PostgreSQL DATABASE_URL."
+        )
+    _replica["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    _replica["CONN_HEALTH_CHECKS"] = DATABASES["default"].get("CONN_HEALTH_CHECKS", False)
+    # The primary's pool and application_name (each alias gets a pool of its own).
+    _replica["OPTIONS"] = {**copy.deepcopy(DATABASES["default"].get("OPTIONS", {})), **_replica.get("OPTIONS", {})}
+    _replica["OPTIONS"]["connect_timeout"] = REPLICA_CONNECT_TIMEOUT
+    # The test runner reads the test database through it instead of creating another.
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica{_number}"] = _replica
+    DATABASE_REPLICAS.append(f"replica{_number}")
+if DATABASE_REPLICAS:
+    if REPLICA_PIN_SECONDS < 1 or REPLICA_RETRY_SECONDS < 0 or REPLICA_CONNECT_TIMEOUT < 2:
+        raise ImproperlyConfigured(
+            "REPLICA_PIN_SECONDS must be 1 or more, REPLICA_RETRY_SECONDS 0 or more and "
+            "REPLICA_CONNECT_TIMEOUT_SECONDS 2 or more."
+        )
+    if not os.getenv("REDIS_URL"):
+        # Pins must be seen by every process: the game server's unlock lands on one, the
+        # player's next page on another.
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs REDIS_URL: read-your-own-writes pins live there.")
+    DATABASE_ROUTERS = ["tracker.replicas.ReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tracker.Player"
@@ -239,7 +282,8 @@ REDIS_URL = os.getenv("REDIS_URL", "")
 REDIS_TIMEOUT = float(os.getenv("REDIS_TIMEOUT_SECONDS", "0.5"))
 # The rank index's own Redis, if it is not REDIS_URL's: `redis+cluster://host:port` for a
 # Redis Cluster (every index key carries one hash tag: docs/deployment.md, "Redis").
-RANK_INDEX_REDIS_URL = os.getenv("RANK_INDEX_REDIS_URL", REDIS_URL)
+# Unset: the index shares REDIS_URL's (the cache's client).
+RANK_INDEX_REDIS_URL = os.getenv("RANK_INDEX_REDIS_URL", "")
 if RANK_INDEX_REDIS_URL and not REDIS_URL:
     raise ImproperlyConfigured("RANK_INDEX_REDIS_URL needs REDIS_URL too (the cache and the channel layer).")
 if REDIS_URL:
@@ -308,6 +352,9 @@ OUTBOX_HANDLERS = {
     "sessions": "tracker.realtime.relay_session_checks",
 }
 
+# `celery beat` claims each job's period in Redis before sending it, so a second beat
+# started by mistake runs nothing twice (tracker/beat.py, docs/processes.md).
+CELERY_BEAT_SCHEDULER = "tracker.beat:OncePerPeriodScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "refresh-all-rarity": {"task": "achievements.tasks.refresh_all_rarity", "schedule": 15 * 60},
     "refresh-stale-completion": {"task": "stats.tasks.refresh_stale_completion", "schedule": 5 * 60},
