@@ -202,6 +202,19 @@ def start_process(name: str, port: int, command: list[str], logs: Path, env: dic
     return Server(name, port, process, log)
 
 
+def wait_for(condition: Callable[[], bool], what: str, servers: list[Server], *, seconds: float) -> None:
+    """Wait until `condition` holds; fail saying `what` did not happen (with the servers'
+    output) after `seconds`, or at once if one of `servers` exited."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        for server in servers:
+            if server.process.poll() is not None:
+                pytest.fail(f"{server.name} exited with {server.process.returncode}:\n{server.output()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {seconds} s:\n" + "\n".join(s.output()[-1500:] for s in servers))
+        time.sleep(0.2)
+
+
 def post_json(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **headers}, method="POST"

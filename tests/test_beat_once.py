@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from celery.beat import ScheduleEntry
 from celery.schedules import crontab, schedule
 from django.conf import settings
 
-from tests.servers import Background, Server, celery, delete_queue, free_port, running
+from tests.servers import Background, Server, celery, delete_queue, free_port, running, wait_for
 from tracker import beat
 from tracker.celery import app as celery_app
 
@@ -50,17 +50,6 @@ needs_services = pytest.mark.skipif(
 def decisions(server: Server) -> list[tuple[str, str, str]]:
     """(job, slot, "sent" or "skipped") for every due job a beat process decided on."""
     return [(m["job"], m["slot"], m["outcome"]) for m in DECISION.finditer(server.log.read_text(errors="replace"))]
-
-
-def wait_for(condition: Callable[[], bool], what: str, servers: list[Server]) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        for server in servers:
-            if server.process.poll() is not None:
-                pytest.fail(f"{server.name} exited with {server.process.returncode}:\n{server.output()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {WAIT_SECONDS} s:\n" + "\n".join(s.output() for s in servers))
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -107,7 +96,12 @@ def test_two_beats_send_every_periodic_job_once_per_period_and_the_worker_runs_e
             per_job = Counter(job for job, _ in common)
             return all(per_job[job] >= PERIODS for job in INTERVAL_JOBS)
 
-        wait_for(both_decided_enough, f"both beats did not decide {PERIODS} periods of every job", started)
+        wait_for(
+            both_decided_enough,
+            f"both beats did not decide {PERIODS} periods of every job",
+            started,
+            seconds=WAIT_SECONDS,
+        )
         for server in beats:
             server.process.terminate()
             server.process.wait(timeout=10)
@@ -121,7 +115,9 @@ def test_two_beats_send_every_periodic_job_once_per_period_and_the_worker_runs_e
             ran = Counter(m["task"] for m in SUCCEEDED.finditer(worker_process.log.read_text(errors="replace")))
             return all(ran[task] >= sends_per_job[job] for job, task in INTERVAL_JOBS.items())
 
-        wait_for(worker_ran_every_send, "the worker did not run every task sent", [worker_process])
+        wait_for(
+            worker_ran_every_send, "the worker did not run every task sent", [worker_process], seconds=WAIT_SECONDS
+        )
         time.sleep(PERIOD)  # anything sent twice would have arrived by now
         ran = Counter(m["task"] for m in SUCCEEDED.finditer(worker_process.log.read_text(errors="replace")))
 

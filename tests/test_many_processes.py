@@ -18,7 +18,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,18 @@ from leaderboards.boards import Board
 from stats.models import PlayerGameStats, PlayerTotals
 from tests.conftest import make_player
 from tests.helpers import UNLOCK_URL, give, manifest
-from tests.servers import Background, Server, celery, daphne, delete_queue, gunicorn, post_json, relay_outbox, running
+from tests.servers import (
+    Background,
+    Server,
+    celery,
+    daphne,
+    delete_queue,
+    gunicorn,
+    post_json,
+    relay_outbox,
+    running,
+    wait_for,
+)
 from tracker.models import Friendship, Game, Notification, OutboxEvent, Player
 from tracker.services import game_key_create
 
@@ -57,17 +68,6 @@ RIVALS = 10  # players 0-9 each pass a friend who holds 10 points
 WAIT_SECONDS = 60.0
 STARTUP_SECONDS = 60.0  # seven processes importing Django at once on a small machine
 SUCCEEDED = re.compile(r"Task (?P<task>[\w.]+)\[(?P<id>[\w-]+)\] succeeded")
-
-
-def wait_for(condition: Callable[[], bool], what: str, servers: list[Server]) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        for server in servers:
-            if server.process.poll() is not None:
-                pytest.fail(f"{server.name} exited with {server.process.returncode}:\n{server.output()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {WAIT_SECONDS} s:\n" + "\n".join(s.output()[-1500:] for s in servers))
-        time.sleep(0.2)
 
 
 class Listener:
@@ -183,8 +183,10 @@ def test_unlocks_spread_over_every_process_count_once_rank_right_and_are_announc
                     len(listener.of_type(str(p.pk), "achievement.unlocked")) >= 4 for p in players[:RIVALS]
                 ) and all(listener.of_type(str(r.pk), "rival.passed") for r in rivals)
 
-            wait_for(announced, "the live events did not all arrive", started)
-            wait_for(lambda: not OutboxEvent.objects.exists(), "the outbox was not relayed", started)
+            wait_for(announced, "the live events did not all arrive", started, seconds=WAIT_SECONDS)
+            wait_for(
+                lambda: not OutboxEvent.objects.exists(), "the outbox was not relayed", started, seconds=WAIT_SECONDS
+            )
             time.sleep(1.0)  # a frame relayed or a task run twice would arrive by now
         web_boards = {
             web.name: [
