@@ -377,8 +377,8 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
         game.save(update_fields=["name", "description", "achievement_count", "total_points"])
         # Forgotten now for this request's own reads, and again at commit in case another
         # thread reloaded the old rows meanwhile.
-        forget_game(game)
-        transaction.on_commit(lambda: forget_game(game))
+        forget_game(game=game)
+        transaction.on_commit(lambda: forget_game(game=game))
         if count_changed:
             # Every player's completion changes: a background job for a big game. New
             # unlocks meanwhile already count against the new set (stats.services).
@@ -387,7 +387,7 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
     return ImportResult(game, game_created, len(to_create), len(to_update))
 
 
-def forget_game(game: Game) -> None:
+def forget_game(*, game: Game) -> None:
     """This process's catalogue forgets the game and its achievements at once (others
     within CATALOGUE_CACHE_SECONDS)."""
     selectors.forget_game(game.pk)
@@ -486,11 +486,11 @@ def save_season(
     with transaction.atomic():
         season.save()
         season.achievements.set(chosen)
-        recount_season(season)
+        recount_season(season=season)
     return season
 
 
-def recount_season(season: Season) -> int:
+def recount_season(*, season: Season) -> int:
     """Recount an open season's standings from the unlocks inside its window, after a
     community manager created or changed it (its window may have begun already, or its
     region or chosen achievements changed). Returns the players standing."""

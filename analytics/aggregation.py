@@ -1,6 +1,6 @@
 """The analytics aggregation job: every aggregate of one game for one UTC day, rewritten whole.
 
-`aggregate_day(game, day)` recomputes, in one transaction, the rows of that day from the
+`aggregate_day(game=game, day=day)` recomputes, in one transaction, the rows of that day from the
 facts (play sessions, unlocks, per-player stats) and replaces what was there, so running it
 again on the same facts writes the same rows. `catch_up()` is the periodic job: it walks
 each game's days from its cursor to yesterday, then aggregates today so far.
@@ -138,7 +138,7 @@ class PlayerDay:
     first_day: bool
 
 
-def aggregate_day(game: Game, day: date, *, distributions: bool = True) -> GameDay:
+def aggregate_day(*, game: Game, day: date, distributions: bool = True) -> GameDay:
     """Recompute and rewrite every aggregate of `game` for the UTC `day`, in one transaction.
 
     Reads only that day's sessions and unlocks for its facts, earlier ActivityDay rows for
@@ -171,7 +171,7 @@ def aggregate_day(game: Game, day: date, *, distributions: bool = True) -> GameD
             _write_cohort(game, day - timedelta(days=back))
         _write_achievement_days(game, day, start, end)
         if distributions:
-            write_distributions(game, as_of=day)
+            write_distributions(game=game, as_of=day)
     return game_day
 
 
@@ -339,7 +339,7 @@ def _count_by_achievement(unlocks: QuerySet[Unlock]) -> dict[Any, int]:
 # --- Distributions -----------------------------------------------------------------------
 
 
-def write_distributions(game: Game, *, as_of: date) -> bool:
+def write_distributions(*, game: Game, as_of: date) -> bool:
     """Rewrite the game's Distribution rows from the current facts, labelled `as_of`; not
     when they are already as of a later day (a rebuild of an old day must not make the
     latest look older). Returns whether they were written."""
@@ -592,10 +592,10 @@ def _catch_up_game(game: Game, *, today: date, seen: datetime, max_days: int) ->
     days = [start + n * DAY for n in range(max(0, (yesterday - start).days + 1))]
     for day in days[:max_days]:
         with transaction.atomic():
-            aggregate_day(game, day, distributions=False)
+            aggregate_day(game=game, day=day, distributions=False)
             AggregationCursor.objects.filter(game=game).update(last_day=max(day, last_day))
     if len(days) > max_days:
-        write_distributions(game, as_of=days[max_days - 1])
+        write_distributions(game=game, as_of=days[max_days - 1])
         return max_days
-    aggregate_day(game, today)
+    aggregate_day(game=game, day=today)
     return len(days) + 1

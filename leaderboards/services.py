@@ -202,7 +202,7 @@ def _drop_boards(boards: Iterable[Board]) -> None:
         log.warning("could not drop closed season boards", exc_info=True)
 
 
-def close_due_seasons(now: datetime | None = None) -> int:
+def close_due_seasons(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     closed = 0
     for season in Season.objects.due_to_close(now - CLOSE_GRACE):

@@ -93,14 +93,14 @@ def apply_deltas(deltas: Iterable[PointsDelta], *, at: datetime) -> NewTotals:
     )
     for (player_id, game_id), (_, count) in per_game.items():
         if count < 0:  # revocations update in place, without the completion expression
-            refresh_completion(Game.objects.get(pk=game_id), player_ids=[player_id])
+            refresh_completion(game=Game.objects.get(pk=game_id), player_ids=[player_id])
     return NewTotals(
         games=[(*row, per_game[(row[0], row[1])][0]) for row in games],
         players=[(*row, per_player[row[0]][0]) for row in players],
     )
 
 
-def refresh_completion(game: Game, player_ids: Iterable[UUID] | None = None) -> None:
+def refresh_completion(*, game: Game, player_ids: Iterable[UUID] | None = None) -> None:
     """Recompute completion of `game` for every player (after its achievement set changed)
     or for some."""
     rows = PlayerGameStats.objects.filter(game=game)

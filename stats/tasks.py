@@ -12,7 +12,7 @@ def refresh_completion(game_id: str) -> None:
     """Every player's completion of a game whose achievement set changed."""
     game = Game.objects.filter(pk=game_id).first()
     if game is not None:
-        services.refresh_completion(game)
+        services.refresh_completion(game=game)
 
 
 @shared_task

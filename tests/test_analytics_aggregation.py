@@ -53,7 +53,7 @@ def show_up(player: Player, game: Game, day: date, hour: int = 10) -> None:
 def aggregate_days(game: Game, first: date, last: date) -> None:
     day = first
     while day <= last:
-        aggregate_day(game, day)
+        aggregate_day(game=game, day=day)
         day += DAY
 
 
@@ -143,7 +143,7 @@ def d0(today: date) -> date:
 @pytest.mark.django_db
 class TestDayFacts:
     def test_an_empty_game_aggregates_to_zeros_and_empty_distributions(self, game: Game, d0: date) -> None:
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         assert numbers(game, d0) == dict.fromkeys(
             ("dau", "new", "returning", "wau", "mau", "players", "unlocks", "playtime"), 0
@@ -166,7 +166,7 @@ class TestDayFacts:
         play(alice, game, at(d0, 9), at(d0, 10))
         give(alice, achievement(game, "FIRST_FLIGHT"), at=at(d0, 9, 30))
 
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         assert activity(game, d0) == {"alice": (1, 3600, True)}
         assert numbers(game, d0) == {
@@ -314,10 +314,10 @@ class TestDayFacts:
         show_up(alice, game, d0)
         show_up(alice, game, d0 + DAY)
 
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
         assert cohort(game, d0) == (1, None, None, None)
 
-        aggregate_day(game, d0 + DAY)
+        aggregate_day(game=game, day=d0 + DAY)
         assert cohort(game, d0) == (1, 1, None, None)
 
 
@@ -333,7 +333,7 @@ class TestDistributions:
             play(player, game, at(d0, 9), at(d0, 9, 0, 30))  # first activity: 09:00
             give(player, ace, at=at(d0, 9) + timedelta(minutes=minutes))
 
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         data = distribution(game, "time_to_unlock", "ACE_PILOT")
         assert (data["samples"], data["p10"], data["median"], data["p90"]) == (10, 60, 300, 540)
@@ -356,7 +356,7 @@ class TestDistributions:
         play(charlie, game, at(d0 - 3 * DAY, 9), at(d0 - 3 * DAY, 10))
         give(charlie, first, at=at(d0, 9))  # three days after his first session began
 
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         data = distribution(game, "time_to_unlock", "FIRST_FLIGHT")
         assert (data["samples"], data["p10"], data["median"], data["p90"]) == (3, 0, 0, 3 * 86400)
@@ -384,7 +384,7 @@ class TestDistributions:
     def test_the_funnel_orders_by_holders_and_counts_where_players_stop(
         self, game: Game, six_players: list[Player], d0: date
     ) -> None:
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         data = distribution(game, "funnel")
         assert data["players"] == 6
@@ -403,7 +403,7 @@ class TestDistributions:
     def test_the_completion_histogram_has_ten_buckets_the_last_holding_100(
         self, game: Game, six_players: list[Player], d0: date
     ) -> None:
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         histogram = distribution(game, "completion")["histogram"]
         assert [(b["from"], b["to"]) for b in histogram] == [(n, n + 10) for n in range(0, 100, 10)]
@@ -418,7 +418,7 @@ class TestDistributions:
         play(marathon, game, at(d0, 1), at(d0, 23))
         play(marathon, game, at(d0 - DAY, 1), at(d0 - DAY, 11))  # 22 h + 10 h
 
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         counts = {b["upto"]: b["players"] for b in distribution(game, "playtime")["histogram"]}
         assert list(counts) == list(aggregation.PLAYTIME_BOUNDS)
@@ -428,9 +428,9 @@ class TestDistributions:
         self, game: Game, alice: Player, d0: date
     ) -> None:
         give(alice, achievement(game, "FIRST_FLIGHT"), at=at(d0, 8))
-        aggregate_day(game, d0 + DAY)
+        aggregate_day(game=game, day=d0 + DAY)
 
-        aggregate_day(game, d0)
+        aggregate_day(game=game, day=d0)
 
         assert set(Distribution.objects.values_list("as_of", flat=True)) == {d0 + DAY}
 
@@ -455,8 +455,8 @@ def test_re_aggregating_days_in_any_order_changes_no_row(game: Game, other_game:
     before = everything()
 
     for day in (d0 + 7 * DAY, d0, last, d0 + 30 * DAY, d0 + DAY):
-        aggregate_day(game, day)
-    aggregate_day(other_game, d0 + DAY)
+        aggregate_day(game=game, day=day)
+    aggregate_day(game=other_game, day=d0 + DAY)
 
     assert everything() == before
     # bob's session ran on into day 1, and his unlock on day 7 brought him back.

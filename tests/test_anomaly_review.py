@@ -86,7 +86,7 @@ class World:
         """What the background jobs keep up to date: each achievement's global unlock
         percentage, and its time-to-unlock distribution (the aggregation job's)."""
         refresh_rarity(str(self.game.pk))
-        write_distributions(self.game, as_of=timezone.now().date())
+        write_distributions(game=self.game, as_of=timezone.now().date())
 
 
 def play(world: World, player: Player, rng: random.Random, style: str) -> None:

@@ -50,5 +50,5 @@ class Command(BaseCommand):
         for target in games:
             for when in days:
                 # Distributions are of the current facts: written once, with the last day.
-                aggregate_day(target, when, distributions=when == last)
+                aggregate_day(game=target, day=when, distributions=when == last)
             self.stdout.write(f"{target.slug}: {len(days)} day(s) rebuilt, {first.isoformat()} to {last.isoformat()}.")

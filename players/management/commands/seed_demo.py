@@ -79,7 +79,7 @@ class Command(BaseCommand):
             rarity.refresh_rarity(game_id=game.pk)
             rarity.refresh_weighted_scores(game_id=game.pk)
         self._rivals(people[0], games, now)
-        close_due_seasons(now + CLOSE_GRACE)
+        close_due_seasons(now=now + CLOSE_GRACE)
         today = now.date()
         for back in range(days + 1, -1, -1):
             take_snapshots(today - timedelta(days=back))
