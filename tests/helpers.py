@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,13 @@ def logged_in(user: Player) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def clear_of_a_minute_edge(burst_seconds: float = 10.0) -> None:
+    """Wait, if need be, for the next minute to begin, so that a burst of requests that
+    takes `burst_seconds` or less does not straddle a minute's edge. The limiter's sliding
+    window weighs the previous minute's count by the share of it still in the window, and
+    just after the edge that weighted count rounds down: one request more would pass."""
+    into = time.time() % 60
+    if into > 60 - burst_seconds:
+        time.sleep(60 - into + 0.1)

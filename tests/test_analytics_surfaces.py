@@ -28,7 +28,7 @@ from analytics import selectors
 from analytics.models import AchievementDay, Cohort, Distribution, GameDay
 from leaderboards.models import Season, SeasonResult
 from tests.conftest import Api, achievement, make_player
-from tests.helpers import assert_error, logged_in, staff
+from tests.helpers import assert_error, clear_of_a_minute_edge, logged_in, staff
 from tracker import ratelimits
 from tracker.models import Game, GameMember, Player
 
@@ -693,6 +693,7 @@ def test_a_cleared_date_input_means_its_default(game: Game, devon: Player) -> No
 def test_the_endpoint_is_rate_limited_like_every_other(api: Api, game: Game, game_key: str, settings: Any) -> None:
     settings.RATE_LIMIT_GAME_KEY = "2/minute"
     ratelimits.reset()
+    clear_of_a_minute_edge()
     client = api.as_key(game_key)
 
     try:

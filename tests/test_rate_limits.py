@@ -35,7 +35,7 @@ from achievements.models import Source, Unlock
 from achievements.services import revoke_unlock, unlock_achievement
 from players import sharecard
 from tests.conftest import PASSWORD, Api, achievement, make_player
-from tests.helpers import assert_error
+from tests.helpers import assert_error, clear_of_a_minute_edge
 from tests.servers import RATE_LIMIT_SETTINGS, OwnRedis, Server, free_port, gunicorn, running
 from tracker import memo, ratelimits
 from tracker.models import Game, GameKey, Player, Privacy
@@ -53,6 +53,7 @@ def production_limits(settings: Any) -> Iterator[None]:
     for name in RATE_LIMIT_SETTINGS:
         setattr(settings, name, getattr(production, name))
     ratelimits.reset()
+    clear_of_a_minute_edge()
     yield
     ratelimits.reset()
 

@@ -15,7 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.conftest import Api
-from tests.helpers import assert_error
+from tests.helpers import assert_error, clear_of_a_minute_edge
 from tracker import api as tracker_api
 from tracker import ratelimits
 from tracker.logs import SafeFormatter
@@ -91,6 +91,7 @@ def test_a_refused_request_carries_its_id_too(api: Api, db: Any) -> None:
 def test_a_rate_limited_request_carries_its_id_too(api: Api, db: Any, settings: Any) -> None:
     settings.RATE_LIMIT_ANONYMOUS = "1/minute"
     ratelimits.reset()
+    clear_of_a_minute_edge()
     client = api.anonymous()
     try:
         responses = [client.get("/api/v1/games/", HTTP_X_REQUEST_ID=f"burst-{n}") for n in range(2)]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_player
-from tests.helpers import logged_in
+from tests.helpers import clear_of_a_minute_edge, logged_in
 from tests.sockets import WAIT, refusal, run, socket
 from tracker import ratelimits
 from tracker.models import Game
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _fresh_counters() -> Any:
     ratelimits.reset()
+    clear_of_a_minute_edge()
     yield
     ratelimits.reset()
 
