@@ -163,12 +163,13 @@ class BatchUnlockApi(APIView):
     permission_classes = [CallerRequired]
 
     class InputSerializer(StrictSerializer):
-        unlocks = serializers.ListField(child=UnlockItemField(), allow_empty=False)
-
-        def validate_unlocks(self, value: list[Any]) -> list[Any]:
-            if len(value) > settings.BATCH_MAX_ITEMS:
-                raise serializers.ValidationError(f"At most {settings.BATCH_MAX_ITEMS} items per batch.")
-            return value
+        # max_length is the schema's maxItems too: a client learns the bound from it.
+        unlocks = serializers.ListField(
+            child=UnlockItemField(),
+            allow_empty=False,
+            max_length=settings.BATCH_MAX_ITEMS,
+            error_messages={"max_length": f"At most {settings.BATCH_MAX_ITEMS} items per batch."},
+        )
 
     class OutputSerializer(serializers.Serializer):
         results = BatchResultSerializer(many=True)

@@ -142,7 +142,7 @@ def test_more_than_100_items_is_rejected_and_nothing_is_written(
     response = batch(api.as_key(game_key), [item(alice, game, "ACE_PILOT")] * 101)
 
     error = assert_error(response, 400, "invalid")
-    assert "unlocks" in error["fields"]
+    assert error["fields"]["unlocks"] == ["At most 100 items per batch."]
     assert snapshot() == before
 
 
