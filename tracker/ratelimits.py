@@ -255,22 +255,26 @@ def caller_bucket(request: HttpRequest | Request) -> Bucket:
         per_minute = auth.requests_per_minute
         rate = f"{per_minute}/minute" if per_minute else settings.RATE_LIMIT_GAME_KEY
         return Bucket("game-key", str(auth.pk), rate)
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return Bucket("player", str(user.pk), settings.RATE_LIMIT_PLAYER)
-    return Bucket("address", client_address(request), settings.RATE_LIMIT_ANONYMOUS)
+    return player_or_address(getattr(request, "user", None), lambda: client_address(request))
 
 
 def socket_bucket(scope: dict[str, Any]) -> Bucket:
     """A WebSocket handshake's bucket: its player's (the same budget as their requests) or,
     for an anonymous watcher, its address's."""
-    user = scope.get("user")
+
+    def address() -> str:
+        headers = dict(scope.get("headers") or [])
+        host = (scope.get("client") or ("",))[0] or ""
+        return address_of(host, headers.get(b"x-forwarded-for", b"").decode("latin-1"))
+
+    return player_or_address(scope.get("user"), address)
+
+
+def player_or_address(user: Any, address: Callable[[], str]) -> Bucket:
+    """A signed-in player's bucket, else the caller's address's (found only when needed)."""
     if user is not None and user.is_authenticated:
         return Bucket("player", str(user.pk), settings.RATE_LIMIT_PLAYER)
-    headers = dict(scope.get("headers") or [])
-    host = (scope.get("client") or ("",))[0] or ""
-    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
-    return Bucket("address", address_of(host, forwarded), settings.RATE_LIMIT_ANONYMOUS)
+    return Bucket("address", address(), settings.RATE_LIMIT_ANONYMOUS)
 
 
 # The messages of each socket, in the process that holds it (a socket lives in one).
