@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from achievements import selectors, services
 from achievements.models import Achievement, Rarity
 from achievements.selectors import achievement_data
+from infra.errors import DomainError, Forbidden, Invalid, NotFound
 from leaderboards.boards import Board
 from leaderboards.selectors import rank_on
 from tracker.auth import (
@@ -27,7 +28,6 @@ from tracker.auth import (
     game_in_view,
     require_caller,
 )
-from tracker.errors import DomainError, Forbidden, Invalid, NotFound
 from tracker.permissions import CallerRequired, GameKeyRequiredToWrite
 from tracker.selectors import get_game, get_player
 from tracker.serializers import (

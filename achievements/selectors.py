@@ -10,9 +10,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from achievements.models import Achievement, Progress, Unlock, rarity_tier
+from infra.errors import NotFound
+from infra.memo import LocalCache
 from tracker.auth import Caller
-from tracker.errors import NotFound
-from tracker.memo import LocalCache
 from tracker.models import Game, Player
 
 HIDDEN_NAME = "Hidden achievement"

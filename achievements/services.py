@@ -17,6 +17,9 @@ from django.utils import timezone
 
 from achievements import selectors, tasks, unlock_sql
 from achievements.models import Achievement, Progress, Source, Unlock
+from infra import outbox, replicas
+from infra.errors import Conflict, Invalid, NotFound
+from infra.sql import flat, prep, rows_sql, table, to_python
 from leaderboards.boards import Board, Member, Moves, Score
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.selectors import rank_on
@@ -30,12 +33,9 @@ from leaderboards.sync import (
 )
 from stats import tasks as stats_tasks
 from stats.services import PointsDelta, apply_deltas
-from tracker import outbox, replicas
 from tracker import selectors as tracker_selectors
-from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Game, GameKey, Player
 from tracker.regions import Region
-from tracker.sql import flat, prep, rows_sql, table, to_python
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def unlock_achievements(
     The unique (player, achievement) constraint with ``ON CONFLICT DO NOTHING`` decides
     which unlocks are new; only those add points, in the same transaction, which also
     records an outbox event for the live side (notifications, rival alerts, rarity): the
-    relay sends it after commit, at least once (tracker.outbox). On PostgreSQL the whole
+    relay sends it after commit, at least once (infra.outbox). On PostgreSQL the whole
     durable write is one statement (achievements.unlock_sql). After commit the rank index
     gets the new scores, and with `rank` each outcome its game-board rank, in one Redis call.
 

@@ -15,10 +15,10 @@ from django.core.cache import cache
 from achievements import rarity
 from achievements.models import Achievement
 from achievements.selectors import achievement_data
+from config.celery import app as celery_app
+from infra import outbox, realtime
 from leaderboards import sync
 from leaderboards.boards import Rise
-from tracker import outbox, realtime
-from tracker.celery import app as celery_app
 from tracker.models import Game
 
 log = logging.getLogger("questboard.achievements")

@@ -13,7 +13,7 @@ everything an unlock must do before it may answer 2xx:
    ``[starts_at, ends_at)`` holding the unlock time, the season's region, its chosen
    achievements) — the same rules as `leaderboards.services.apply_season_points`.
 4. One outbox row (kind ``unlocks``) with what the after-commit work needs
-   (`tracker.outbox`): the new unlocks, and the rise of every board they moved, from the
+   (`infra.outbox`): the new unlocks, and the rise of every board they moved, from the
    same rows the reply returns as what moved. No NOTIFY: PostgreSQL serialises the commits of notifying
    transactions, fsync included, which capped unlocks at a few hundred a second; the
    relay polls instead.
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from tracker.sql import prepared_cursor
+from infra.sql import prepared_cursor
 
 STATEMENT = """
 WITH req AS (

@@ -17,11 +17,11 @@ from rest_framework.views import APIView
 
 from achievements.models import Rarity
 from analytics import selectors, tables
+from infra.tokens import PlayerJWTAuthentication
 from tracker.auth import Caller, GameKeyAuthentication, check_may_view_analytics, require_caller
 from tracker.permissions import CallerRequired
 from tracker.selectors import get_game
 from tracker.serializers import BoundedDateField, ErrorOutputSerializer, StrictSerializer, parsed_query
-from tracker.tokens import PlayerJWTAuthentication
 
 
 class RangeQuery(StrictSerializer):
@@ -264,7 +264,7 @@ class GameAnalyticsApi(APIView):
         return super().perform_content_negotiation(request, force)
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        # Only a table is CSV: errors (in the one error shape, tracker/errors.py) and
+        # Only a table is CSV: errors (in the one error shape, infra/errors.py) and
         # anything else are JSON, whatever was asked for.
         if isinstance(response, Response) and not isinstance(response.data, tables.Table):
             request.accepted_renderer = JSONRenderer()

@@ -43,8 +43,8 @@ from django.utils import timezone
 from achievements.models import Achievement, Source, Unlock
 from achievements.services import revoke_unlock
 from analytics.models import Distribution, ScoringCursor, UnlockFlag
+from infra.errors import Invalid, NotFound
 from stats.models import PlayerGameStats
-from tracker.errors import Invalid, NotFound
 from tracker.models import Player
 
 # --- The rules' numbers (docs/analytics.md, "Anomaly review") ------------------------------

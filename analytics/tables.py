@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from analytics.selectors import Report
-from tracker.numbers import percent
+from infra.numbers import percent
 
 NUMERIC = {"count", "percent", "drift", "seconds", "hours"}
 

@@ -16,8 +16,8 @@ from rest_framework.exceptions import ValidationError
 
 from analytics import selectors, tables
 from analytics.api import RangeQuery, report_data
+from infra.errors import Forbidden
 from tracker.auth import Caller, check_may_view_analytics, studio_games
-from tracker.errors import Forbidden
 from tracker.models import Game
 from tracker.serializers import validated
 

@@ -148,7 +148,7 @@ class Servers:
             "gunicorn",
             [
                 str(BIN / "gunicorn"),
-                "tracker.wsgi:application",
+                "config.wsgi:application",
                 "--bind",
                 f"127.0.0.1:{self.cfg.http_port}",
                 "--workers",
@@ -172,7 +172,7 @@ class Servers:
     def start_daphne(self) -> Server:
         server = self.start(
             "daphne",
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.cfg.ws_port), "tracker.asgi:application"],
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.cfg.ws_port), "config.asgi:application"],
             # As the README's production command runs it: Daphne runs each sync call in a
             # thread of its own, and only the pool bounds their connections.
             env={"DB_POOL_MAX_SIZE": "10"},
@@ -185,7 +185,7 @@ class Servers:
         server = self.start(
             "celery",
             # --purge: messages a killed earlier run left in the bench's own queue.
-            [str(BIN / "celery"), "-A", "tracker", "worker", "-l", "warning", "-c", "1", "--purge"],
+            [str(BIN / "celery"), "-A", "config", "worker", "-l", "warning", "-c", "1", "--purge"],
         )
         server.ready = lambda: queue_consumers(self.cfg) > 0
         return server

@@ -6,6 +6,6 @@ workers and middleware answering without any work, measured beside the real endp
 
 from __future__ import annotations
 
-from tracker.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"

@@ -12,11 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infra.errors import Conflict, NotFound
 from leaderboards import selectors
 from leaderboards.boards import Board
 from leaderboards.models import Season
 from tracker.auth import Caller, check_may_view_in, require_player
-from tracker.errors import Conflict, NotFound
 from tracker.models import Player
 from tracker.permissions import PlayerRequired
 from tracker.regions import Region

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.db import transaction
 
+from infra import realtime
 from leaderboards import selectors
 from leaderboards.boards import Board, Rise, boards_of, uuid_of
 from leaderboards.models import Season, season_entry_region
 from stats.models import PlayerGameStats
-from tracker import realtime
 from tracker.auth import EVERYONE, Caller, friend_ids, friend_ids_by_player, may_name, rows_for
 from tracker.models import Notification, Player
 

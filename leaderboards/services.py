@@ -13,15 +13,15 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from infra import realtime
+from infra.sql import add_counters
 from leaderboards import index, ranking
 from leaderboards.boards import Board, Moves, Score
 from leaderboards.models import ModerationAction, Season, SeasonResult, SeasonStanding
 from leaderboards.sync import reindex_player_after_commit
-from tracker import realtime
 from tracker.auth import EVERYONE, rows_for
 from tracker.models import Player
 from tracker.regions import Region
-from tracker.sql import add_counters
 
 log = logging.getLogger("questboard.leaderboards")
 

@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from infra import outbox
 from leaderboards import index, selectors
 from leaderboards.boards import KEY_PREFIX, Board, Change, Member, Moves, Rise, Score, boards_of, uuid_of
 from leaderboards.models import (
@@ -32,7 +33,6 @@ from leaderboards.models import (
     season_has_region_boards,
 )
 from stats.models import PlayerGameStats, PlayerTotals
-from tracker import outbox
 from tracker.models import Game, Player
 from tracker.regions import Region
 

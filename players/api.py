@@ -16,9 +16,9 @@ from rest_framework.views import APIView
 from achievements.api import AchievementOutputSerializer
 from achievements.models import Unlock
 from achievements.selectors import Reveal, reveal_unlocks
+from infra.errors import Invalid, NotFound
 from players import selectors, services
 from tracker.auth import Caller, require_player, viewable_game
-from tracker.errors import Invalid, NotFound
 from tracker.models import Friendship, Game, Player, Privacy
 from tracker.permissions import PlayerRequired
 from tracker.regions import Region

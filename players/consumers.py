@@ -6,7 +6,7 @@
   leaderboard.updated for anyone on that board; anonymous watchers welcome.
 - ``/ws/seasons/<season_id>/`` — leaderboard.updated on the season board, season.closed.
 
-Refusals accept the handshake and then close with a code (tracker.realtime): the client
+Refusals accept the handshake and then close with a code (infra.realtime): the client
 learns why, and does not retry what cannot succeed.
 """
 
@@ -23,8 +23,8 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from infra import ratelimits, realtime
 from leaderboards.models import Season, season_board_region
-from tracker import ratelimits, realtime
 from tracker.models import Game
 from tracker.regions import Region
 

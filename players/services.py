@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from infra.errors import Conflict, Invalid, NotFound
 from leaderboards.sync import reindex_player_after_commit
-from tracker.errors import Conflict, Invalid, NotFound
 from tracker.models import Friendship, Player
 
 

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from achievements.models import Unlock
 from achievements.selectors import HIDDEN_NAME
-from tracker.numbers import percent
+from infra.numbers import percent
 
 # Bump when the drawing changes: every cached card is then drawn afresh.
 DESIGN = 2

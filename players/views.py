@@ -15,13 +15,13 @@ from django.views.decorators.http import require_POST
 
 from achievements.models import Unlock
 from achievements.selectors import reveal_for
+from infra.errors import DomainError
 from leaderboards import selectors as boards
 from leaderboards.boards import Board
 from players import selectors, services
 from players.forms import ComparePickForm, FriendRequestForm, SettingsForm, SignupForm
 from players.sharecard import CARD_MAX_AGE, card_png
 from tracker.auth import EVERYONE, Caller, Visibility, visibility
-from tracker.errors import DomainError
 from tracker.models import Game, Player
 from tracker.services import player_register
 

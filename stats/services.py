@@ -13,10 +13,10 @@ from django.db.models import F, FloatField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from infra.errors import Conflict, Invalid
+from infra.sql import add_counters, prep, table
 from stats.models import PlayerGameStats, PlayerTotals, PlaySession
-from tracker.errors import Conflict, Invalid
 from tracker.models import Game, Player
-from tracker.sql import add_counters, prep, table
 
 
 @dataclass(frozen=True)

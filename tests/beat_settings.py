@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from tracker.settings import *  # noqa: F403
-from tracker.settings import CELERY_BEAT_SCHEDULE, crontab
+from config.settings import *  # noqa: F403
+from config.settings import CELERY_BEAT_SCHEDULE, crontab
 
 BEAT_TEST_SECONDS = float(os.environ["BEAT_TEST_SECONDS"])
 

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from achievements.services import import_manifest
-from tracker.celery import app as celery_app
+from config.celery import app as celery_app
 from tracker.models import Game, Player, Privacy
 from tracker.services import game_key_create
 
@@ -57,7 +57,7 @@ def _inline_outbox(settings: Any) -> None:
 def _clean_cache() -> Iterator[None]:
     from django.core.cache import cache
 
-    from tracker import memo
+    from infra import memo
 
     cache.clear()
     memo.clear_all()

@@ -1,7 +1,7 @@
 """Counting round trips: SQL queries on the default database and calls to Redis, for the
 tests that pin what a hot path costs (STYLE.md, "Hot paths").
 
-The rate limiter (tracker/ratelimits.py) has a Redis client of its own; its calls are
+The rate limiter (infra/ratelimits.py) has a Redis client of its own; its calls are
 counted apart (`Cost.limiter`), so the rank index's pins keep their meaning and every
 request's one charge to the limiter is pinned beside them."""
 
@@ -19,8 +19,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
+from infra import ratelimits
 from leaderboards.index import RedisStore
-from tracker import ratelimits
 
 
 @dataclass

@@ -72,7 +72,7 @@ def server_environment() -> dict[str, str]:
         REDIS_URL=settings.REDIS_URL,
         FAST_PASSWORD_HASHER="1",
         ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SETTINGS_MODULE="tracker.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         SECRET_KEY=settings.SECRET_KEY,
         JWT_SIGNING_KEY=settings.SIMPLE_JWT["SIGNING_KEY"],
         HTTPS_ONLY="0",
@@ -103,7 +103,7 @@ def answers_http(server: Server) -> bool:
 
 
 def daphne(port: int) -> list[str]:
-    return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "tracker.asgi:application"]
+    return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
 
 
 def gunicorn(port: int, workers: int = 1) -> list[str]:
@@ -116,7 +116,7 @@ def gunicorn(port: int, workers: int = 1) -> list[str]:
         # Several gunicorns on one machine (the tests', other test runs') would share the
         # one default control socket path; nothing here uses it.
         "--no-control-socket",
-        "tracker.wsgi:application",
+        "config.wsgi:application",
     ]
 
 
@@ -130,7 +130,7 @@ class Background:
 
 
 def celery(*arguments: str) -> list[str]:
-    return [str(VENV_BIN / "celery"), "-A", "tracker", *arguments]
+    return [str(VENV_BIN / "celery"), "-A", "config", *arguments]
 
 
 def relay_outbox() -> list[str]:

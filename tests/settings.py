@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "questboard-test-suite-key-never-used-elsewhere")
 os.environ.setdefault("HTTPS_ONLY", "0")
 
-from tracker.settings import *  # noqa: E402, F403
+from config.settings import *  # noqa: E402, F403
 
 # Every test client calls from one address, and a test may make hundreds of requests (the
 # property tests many more): the suite's budgets are far above any test's, so no test trips a

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
-from tracker.asgi import application
+from config.asgi import application
 
 ORIGIN = b"http://testserver"
 WAIT = 5.0  # seconds an expected frame may take (Redis pub/sub is a network hop)

@@ -20,11 +20,11 @@ from analytics import aggregation
 from analytics.aggregation import aggregate_day, catch_up
 from analytics.models import AchievementDay, ActivityDay, AggregationCursor, Cohort, Distribution, GameDay
 from analytics.tasks import aggregate
+from infra import periodic
 from stats.models import PlaySession
 from stats.services import record_play_session
 from tests.conftest import achievement, make_player
 from tests.helpers import give
-from tracker import periodic
 from tracker.models import Game, Player
 
 DAY = timedelta(days=1)

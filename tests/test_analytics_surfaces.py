@@ -26,10 +26,10 @@ from django.utils import timezone
 from achievements.models import Achievement
 from analytics import selectors
 from analytics.models import AchievementDay, Cohort, Distribution, GameDay
+from infra import ratelimits
 from leaderboards.models import Season, SeasonResult
 from tests.conftest import Api, achievement, make_player
 from tests.helpers import assert_error, clear_of_a_minute_edge, logged_in, staff
-from tracker import ratelimits
 from tracker.models import Game, GameMember, Player
 
 D = date(2026, 1, 1)  # the first day of the range the tests read

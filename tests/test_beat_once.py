@@ -1,4 +1,4 @@
-"""Beat runs once (tracker/beat.py): two `celery beat` schedulers started by mistake still
+"""Beat runs once (infra/beat.py): two `celery beat` schedulers started by mistake still
 send each periodic job once per period, and a beat that cannot reach Redis sends anyway.
 
 The first test is the real thing: two beat processes and a Celery worker on the test run's
@@ -23,9 +23,9 @@ from celery.beat import ScheduleEntry
 from celery.schedules import crontab, schedule
 from django.conf import settings
 
+from config.celery import app as celery_app
+from infra import beat
 from tests.servers import Background, Server, celery, delete_queue, free_port, running, wait_for
-from tracker import beat
-from tracker.celery import app as celery_app
 
 PERIOD = 2  # seconds: every interval job's period in the beat processes
 PERIODS = 4  # periods both beats must have decided on, for every job

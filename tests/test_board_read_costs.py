@@ -10,7 +10,7 @@ Finding the game is the catalogue's business (`tracker.selectors.get_game`): eac
 measures what that lookup costs at that moment and pins what the board read adds to it.
 
 Every read also pays the rate limit one Redis round trip on the limiter's own client
-(tracker/ratelimits.py): `Meter.read` asserts exactly one for each read measured here, so
+(infra/ratelimits.py): `Meter.read` asserts exactly one for each read measured here, so
 the pins below count the rank index alone.
 """
 

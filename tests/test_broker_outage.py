@@ -81,7 +81,7 @@ def test_with_rabbitmq_unreachable_an_unlock_is_accepted_and_its_work_is_done_on
     worker_command = [
         str(VENV_BIN / "celery"),
         "-A",
-        "tracker",
+        "config",
         "worker",
         "--pool",
         "solo",

@@ -1,4 +1,4 @@
-"""Game keys, games and achievements served from each process's memory (tracker/memo.py):
+"""Game keys, games and achievements served from each process's memory (infra/memo.py):
 the hash and expiry are still checked on every request, a change made in another process
 is seen within CATALOGUE_CACHE_SECONDS, and a manifest imported here is seen at once."""
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from infra import memo
 from tests.conftest import STAR_RAIDERS, Api, achievement, make_player
 from tests.helpers import post, unlock
-from tracker import memo
 from tracker.models import Game, GameKey, Player
 
 pytestmark = pytest.mark.django_db

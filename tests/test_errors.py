@@ -11,9 +11,9 @@ import pytest
 from django.conf import settings
 from django.db import OperationalError, connection
 
+from infra.errors import is_pool_exhausted
 from tests.conftest import Api
 from tests.helpers import UNLOCK_URL, assert_error, snapshot
-from tracker.errors import is_pool_exhausted
 from tracker.models import Game, Player
 
 

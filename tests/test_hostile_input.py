@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from infra.parsers import MAX_JSON_DEPTH
 from stats.models import PlaySession
 from tests.conftest import Api
 from tests.helpers import UNLOCK_URL, assert_error, snapshot
 from tracker.models import Friendship, Game, Player
-from tracker.parsers import MAX_JSON_DEPTH
 
 DEEP = "[" * 100_000
 

@@ -1,5 +1,5 @@
 """Live notifications over WebSockets, driven through the real ASGI application
-(`tracker.asgi.application`: origin check, session and ``?token=`` auth, routing).
+(`config.asgi.application`: origin check, session and ``?token=`` auth, routing).
 
 Who may open which stream (docs/live.md), and which events reach whom after a write
 commits: achievement.unlocked, leaderboard.updated, rival.passed and season.closed.
@@ -32,13 +32,13 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from achievements.models import Unlock
 from achievements.services import save_season
+from config.asgi import application
 from leaderboards.boards import Board
 from leaderboards.models import Season
 from leaderboards.services import close_season, hide_player
 from tests.conftest import achievement, make_player
 from tests.helpers import BATCH_URL, PROGRESS_URL, give, post, unlock
 from tests.sockets import WAIT, refusal, run, socket
-from tracker.asgi import application
 from tracker.models import Friendship, Game, Notification, Player, Privacy
 
 QUIET = 0.3  # seconds of silence that count as "nothing was sent"

@@ -12,12 +12,12 @@ from rest_framework.response import Response
 
 from achievements.models import Progress, Unlock
 from achievements.services import revoke_unlock, save_season
+from infra.errors import NotFound
 from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.services import hide_player, restore_player
 from tests.conftest import Api, achievement, make_player
 from tests.helpers import assert_error, give, logged_in, progress, staff, stats, totals, unlock
-from tracker.errors import NotFound
 from tracker.models import Game, Player
 
 HOUR = timedelta(hours=1)

@@ -1,6 +1,6 @@
 """The outbox: what follows a committed unlock (live events, rival alerts, the rank index)
 is recorded with it and relayed after commit, at least once, in order; an outage of the
-channel layer, the broker or Redis delays it and loses none (tracker/outbox.py)."""
+channel layer, the broker or Redis delays it and loses none (infra/outbox.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from redis.exceptions import ConnectionError as RedisDown
 
 from achievements.models import Source
 from achievements.services import UnlockRequest, unlock_achievements
+from infra import outbox, realtime
 from leaderboards import index
 from leaderboards import tasks as board_tasks
 from leaderboards.boards import Board
 from tests.conftest import achievement, make_player
 from tests.helpers import give, unlock
-from tracker import outbox, realtime
 from tracker.models import Friendship, Game, Notification, OutboxEvent, Player
 
 pytestmark = pytest.mark.django_db(transaction=True)

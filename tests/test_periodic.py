@@ -12,11 +12,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from achievements.services import save_season
+from infra import periodic
 from leaderboards.models import Season
 from stats.models import DailySnapshot, PlayerGameStats
 from tests.conftest import achievement
 from tests.helpers import give
-from tracker import periodic
 from tracker.models import Game, Player
 
 

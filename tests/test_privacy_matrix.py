@@ -28,6 +28,7 @@ from rest_framework.test import APIClient
 
 from achievements.models import Achievement, Unlock
 from achievements.services import import_manifest, save_season
+from infra import memo
 from leaderboards.models import Season
 from leaderboards.services import close_season
 from players.sharecard import CARD_MAX_AGE, card_png
@@ -36,7 +37,6 @@ from tests.helpers import PROGRESS_URL, give, post
 from tests.test_friends import befriend
 from tests.test_live_consumers import access, close_committed, frames, only, run, server_unlocks, stream
 from tests.test_player_pages import logged_in, parse
-from tracker import memo
 from tracker.models import Game, Notification, Player, Privacy
 from tracker.services import game_key_create
 

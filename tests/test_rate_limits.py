@@ -1,4 +1,4 @@
-"""Rate limits (tracker/ratelimits.py, docs/rate-limits.md), at the production values.
+"""Rate limits (infra/ratelimits.py, docs/rate-limits.md), at the production values.
 
 The suite runs with generous budgets (tests/settings.py); every test here puts the
 production defaults back first, so what they prove is what a deployment gets: a player 100
@@ -30,14 +30,14 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-import tracker.settings as production
+import config.settings as production
 from achievements.models import Source, Unlock
 from achievements.services import revoke_unlock, unlock_achievement
+from infra import memo, ratelimits
 from players import sharecard
 from tests.conftest import PASSWORD, Api, achievement, make_player
 from tests.helpers import assert_error, clear_of_a_minute_edge
 from tests.servers import RATE_LIMIT_SETTINGS, OwnRedis, Server, free_port, gunicorn, running
-from tracker import memo, ratelimits
 from tracker.models import Game, GameKey, Player, Privacy
 from tracker.services import game_key_create
 
@@ -49,7 +49,7 @@ GAMES_URL = "/api/v1/games/"
 
 @pytest.fixture(autouse=True)
 def production_limits(settings: Any) -> Iterator[None]:
-    """The defaults of tracker/settings.py, and no count left from an earlier test."""
+    """The defaults of config/settings.py, and no count left from an earlier test."""
     for name in RATE_LIMIT_SETTINGS:
         setattr(settings, name, getattr(production, name))
     ratelimits.reset()

@@ -17,13 +17,13 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from achievements.services import save_season
+from infra.ratelimits import Bucket, Limiter
 from leaderboards import index, selectors, sync
 from leaderboards.boards import Board
 from tests.cluster import redis_cluster
 from tests.conftest import Api, achievement, make_player
 from tracker.auth import EVERYONE
 from tracker.models import Game
-from tracker.ratelimits import Bucket, Limiter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

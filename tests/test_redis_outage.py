@@ -16,13 +16,13 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from infra import outbox
 from leaderboards import index
 from leaderboards import tasks as leaderboard_tasks
 from leaderboards.boards import Board
 from tests.conftest import achievement, make_player
 from tests.helpers import unlock
 from tests.servers import OwnRedis
-from tracker import outbox
 from tracker.models import Game, OutboxEvent
 
 pytestmark = [

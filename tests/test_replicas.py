@@ -38,11 +38,11 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import AccessToken
 
 from achievements.models import Unlock
+from infra import replicas
+from infra.replicas import ReplicaRouter
 from tests.replication import PostgresPair, why_not_available
 from tests.servers import OwnRedis, Server, daphne, gunicorn, post_json, running, server_environment
-from tracker import replicas
 from tracker.models import GameKey, Player
-from tracker.replicas import ReplicaRouter
 
 CATCH_UP_SECONDS = 20.0
 
@@ -284,7 +284,7 @@ def test_when_the_replica_stops_reads_come_from_the_primary(site: Site) -> None:
 def test_replicas_without_redis_are_refused_at_start() -> None:
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(
-        DJANGO_SETTINGS_MODULE="tracker.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         SECRET_KEY="a-long-random-production-secret",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/questboard",
         DATABASE_REPLICA_URLS="postgres://postgres@127.0.0.1:5433/questboard",

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from infra import ratelimits
+from infra.logs import SafeFormatter
 from tests.conftest import Api
 from tests.helpers import assert_error, clear_of_a_minute_edge
 from tracker import api as tracker_api
-from tracker import ratelimits
-from tracker.logs import SafeFormatter
 from tracker.models import Player
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")

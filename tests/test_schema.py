@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.drainage import GENERATOR_STATS
 
+from config.urls import API_ALIASES
 from tests.conftest import Api
-from tracker.urls import API_ALIASES
 
 SCHEMA_URL = "/api/schema/"
 

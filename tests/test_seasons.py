@@ -13,12 +13,12 @@ from rest_framework.response import Response
 
 from achievements.models import Achievement, Unlock
 from achievements.services import revoke_unlock, save_season
+from infra.errors import Conflict, Invalid
 from leaderboards import tasks
 from leaderboards.models import ModerationAction, Season, SeasonResult, SeasonStanding
 from leaderboards.services import CLOSE_GRACE, close_due_seasons, close_season
 from tests.conftest import Api, achievement, make_player
 from tests.helpers import assert_error, give, stats
-from tracker.errors import Conflict, Invalid
 from tracker.models import Game, Player
 
 SECOND = timedelta(seconds=1)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def start(*flags: str, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "HTTPS_ONLY")}
-    env.update(DJANGO_SETTINGS_MODULE="tracker.settings", **environment)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", **environment)
     return subprocess.run(
         [sys.executable, "manage.py", "check", *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

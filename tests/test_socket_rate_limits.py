@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from infra import ratelimits
 from tests.conftest import make_player
 from tests.helpers import clear_of_a_minute_edge, logged_in
 from tests.sockets import WAIT, refusal, run, socket
-from tracker import ratelimits
 from tracker.models import Game
 
 TOO_MANY = 4429

@@ -4,7 +4,7 @@ With the catalogue warm, a game server's unlock is one SQL statement (the unlock
 counters, season points and the outbox row together) and one Redis call (the index update
 and the new rank); a batch of 100 is the same. Relaying happens elsewhere (the relay
 process), so none of it is in the request. The rate limit adds one more Redis round trip
-(one EVALSHA on the limiter's own client, tracker/ratelimits.py), pinned as `cost.limiter`.
+(one EVALSHA on the limiter's own client, infra/ratelimits.py), pinned as `cost.limiter`.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infra.errors import Forbidden, Invalid
+from infra.ratelimits import SignUpRateThrottle
 from tracker.auth import Caller
-from tracker.errors import Forbidden, Invalid
 from tracker.models import Game
-from tracker.ratelimits import SignUpRateThrottle
 from tracker.regions import Region
 from tracker.serializers import StrictSerializer, parsed_body
 from tracker.services import player_register, player_sessions_end, player_token_end

@@ -9,4 +9,4 @@ class TrackerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tracker import schema  # noqa: F401  (registers the API key scheme with drf-spectacular)
+        from infra import schema  # noqa: F401  (registers the API key scheme with drf-spectacular)

@@ -18,8 +18,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from tracker.errors import Forbidden
-from tracker.memo import LocalCache
+from infra.errors import Forbidden
+from infra.memo import LocalCache
 from tracker.models import Friendship, Game, GameKey, GameMember, Player, Privacy, Source
 
 # Usable keys by prefix. A key revoked elsewhere stops working when its entry expires

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from rest_framework_api_key.models import AbstractAPIKey
 
-from tracker import crypto
+from infra import crypto
 from tracker.regions import Region
 
 
@@ -91,7 +91,7 @@ class GameKey(AbstractAPIKey):
     """A game server's API key. Only a SHA-512 hash of the key is stored."""
 
     game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="keys")
-    # Blank: RATE_LIMIT_GAME_KEY. A studio whose fleet needs more gets its own (tracker/ratelimits.py).
+    # Blank: RATE_LIMIT_GAME_KEY. A studio whose fleet needs more gets its own (infra/ratelimits.py).
     requests_per_minute = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -163,7 +163,7 @@ class Notification(models.Model):
 
 class OutboxEvent(models.Model):
     """Work that must follow a committed write (live events, rank index upkeep), recorded
-    in that write's own transaction and relayed by `tracker.outbox`: in order, at least
+    in that write's own transaction and relayed by `infra.outbox`: in order, at least
     once, so a Redis or broker outage delays it and loses none."""
 
     id = models.BigAutoField(primary_key=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tracker.errors import NotFound
-from tracker.memo import LocalCache
+from infra.errors import NotFound
+from infra.memo import LocalCache
 from tracker.models import Game, Player
 
 games: LocalCache[Game] = LocalCache("games")

@@ -62,7 +62,7 @@ class StrictSerializer(serializers.Serializer):
     # The shapes a body may take when it names a thing one of several ways (an achievement
     # by id or by api_name): each shape's name and the fields it gives, none of the other
     # shapes' fields. Checked by `validate`, and each shape is a schema component of its own
-    # under the body's `oneOf` (tracker/schema.py), so a generated client has a type for each.
+    # under the body's `oneOf` (infra/schema.py), so a generated client has a type for each.
     shapes: ClassVar[dict[str, tuple[str, ...]]] = {}
     # The field a body of no shape is blamed on, and what it is told.
     shape_error: ClassVar[tuple[str, str]] = ("", "")
@@ -119,7 +119,7 @@ def parsed_query(serializer: type[serializers.Serializer], request: Any) -> dict
 
 
 class ErrorOutputSerializer(serializers.Serializer):
-    """The one error shape (tracker/errors.py), for documenting error responses."""
+    """The one error shape (infra/errors.py), for documenting error responses."""
 
     class Error(serializers.Serializer):
         status = serializers.IntegerField()

@@ -11,8 +11,8 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from tracker import outbox
-from tracker.errors import Conflict, Forbidden, Invalid
+from infra import outbox
+from infra.errors import Conflict, Forbidden, Invalid
 from tracker.models import Game, GameKey, Player
 
 
@@ -39,7 +39,7 @@ def player_register(*, username: str, email: str, password: str, region: str) ->
 
 
 # --- Ending a player's sessions --------------------------------------------------------------
-# Tokens stop working by rule (tracker.tokens.check_token_current): a new password, a new
+# Tokens stop working by rule (infra.tokens.check_token_current): a new password, a new
 # session generation or deactivation is enough, whichever road wrote it. These services add
 # what no rule can do: they tell the player's open sockets, after commit and through the
 # outbox (so the news is not lost with the channel layer), to check their credentials again.

@@ -1,10 +1,10 @@
-"""Template filters for numbers, so every page writes them alike (`tracker.numbers`)."""
+"""Template filters for numbers, so every page writes them alike (`infra.numbers`)."""
 
 from __future__ import annotations
 
 from django import template
 
-from tracker import numbers
+from infra import numbers
 
 register = template.Library()
 

@@ -98,7 +98,7 @@ class Screen:
 
 
 def screens(cast: Cast) -> list[Screen]:
-    """Every page of the site (tracker/urls.py; the API docs are Swagger UI's own), as the
+    """Every page of the site (config/urls.py; the API docs are Swagger UI's own), as the
     person who would see it."""
     me = LONG_NAME
     return [

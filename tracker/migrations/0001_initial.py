@@ -4,7 +4,7 @@ import django.contrib.auth.validators
 import django.db.models.deletion
 import django.db.models.functions.text
 import django.utils.timezone
-import tracker.crypto
+import infra.crypto
 import tracker.models
 import uuid
 from django.conf import settings
@@ -79,7 +79,7 @@ class Migration(migrations.Migration):
                 ),
                 ("date_joined", models.DateTimeField(default=django.utils.timezone.now, verbose_name="date joined")),
                 ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ("email", tracker.crypto.EncryptedTextField(blank=True, default="")),
+                ("email", infra.crypto.EncryptedTextField(blank=True, default="")),
                 ("email_digest", models.CharField(blank=True, default="", editable=False, max_length=64)),
                 (
                     "region",

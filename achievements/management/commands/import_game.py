@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from achievements.api import ManifestInput
 from achievements.services import import_manifest
-from tracker.errors import DomainError
+from infra.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import OperationalError, connection
 
-from tracker import outbox, realtime
+from infra import outbox, realtime
 
 log = logging.getLogger("questboard.outbox")
 

@@ -12,6 +12,9 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from achievements import api as achievements_api
 from analytics import api as analytics_api
 from analytics import views as analytics_views
+from infra import health
+from infra.errors import json_or_default, server_error
+from infra.ratelimits import SignInRateThrottle, TokenRefreshRateThrottle
 from leaderboards import api as boards_api
 from leaderboards import views as board_views
 from players import api as players_api
@@ -19,9 +22,6 @@ from players import forms as player_forms
 from players import views as player_views
 from stats import api as stats_api
 from tracker import api as tracker_api
-from tracker import health
-from tracker.errors import json_or_default, server_error
-from tracker.ratelimits import SignInRateThrottle, TokenRefreshRateThrottle
 
 
 def slash_flipped(pattern: URLPattern) -> str:

@@ -10,9 +10,9 @@ from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
 
-from tracker import replicas
-from tracker.errors import bad_request_response, busy_response, is_pool_exhausted
-from tracker.logs import accepted_request_id, request_id_bound
+from infra import replicas
+from infra.errors import bad_request_response, busy_response, is_pool_exhausted
+from infra.logs import accepted_request_id, request_id_bound
 
 log = logging.getLogger("questboard.requests")
 busy = logging.getLogger("questboard.database")
@@ -22,11 +22,11 @@ class RequestLogMiddleware:
     """Log every request in one line: time, method, endpoint, status and duration; and give
     it a request id.
 
-    The id is the client's `X-Request-ID` when that is a sane one (`tracker.logs`), else a
+    The id is the client's `X-Request-ID` when that is a sane one (`infra.logs`), else a
     new one. It is on every record logged while the request is served (tracebacks
     included) and in the `X-Request-ID` header of every response, errors too: this is the
     outermost middleware, and Django turns whatever the layers inside raise into a response
-    before it gets here. The formatter (`tracker.logs.SafeFormatter`) escapes what the
+    before it gets here. The formatter (`infra.logs.SafeFormatter`) escapes what the
     client chose (the path, the method), so no request can write a line of its own.
     """
 
@@ -111,7 +111,7 @@ class DatabaseBusyMiddleware:
 
 
 class ReplicaReadMiddleware:
-    """Give each request its read scope (tracker.replicas): its reads that may be stale go
+    """Give each request its read scope (infra.replicas): its reads that may be stale go
     to a replica unless the request writes or its caller is pinned, and a request that
     wrote pins its caller when it ends (read your own writes). Not installed without
     replicas.

@@ -16,7 +16,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from tracker.logs import current_request_id
+from infra.logs import current_request_id
 
 
 class DomainError(Exception):

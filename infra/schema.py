@@ -40,18 +40,18 @@ class GameKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
-# drf-spectacular describes simplejwt's own classes only, not subclasses: ours (tracker.tokens)
+# drf-spectacular describes simplejwt's own classes only, not subclasses: ours (infra.tokens)
 # keep the same descriptions.
 class PlayerJWTScheme(SimpleJWTScheme):
-    target_class = "tracker.tokens.PlayerJWTAuthentication"
+    target_class = "infra.tokens.PlayerJWTAuthentication"
 
 
 class PlayerTokenObtainPairSerializerExtension(TokenObtainPairSerializerExtension):
-    target_class = "tracker.tokens.TokenObtainPairSerializer"
+    target_class = "infra.tokens.TokenObtainPairSerializer"
 
 
 class PlayerTokenRefreshSerializerExtension(TokenRefreshSerializerExtension):
-    target_class = "tracker.tokens.TokenRefreshSerializer"
+    target_class = "infra.tokens.TokenRefreshSerializer"
 
 
 ERROR_DESCRIPTIONS = {
@@ -118,7 +118,7 @@ class QuestboardSchema(AutoSchema):
         if self.view.get_authenticators() or isinstance(self.view, TokenViewBase):
             codes.add("401")
         # A path or query string with a control character is refused before routing
-        # (tracker.middleware.ControlCharacterMiddleware), whatever the operation.
+        # (infra.middleware.ControlCharacterMiddleware), whatever the operation.
         if has_body or path_parameters or any(parameter["in"] == "query" for parameter in self._get_parameters()):
             codes.add("400")
         if has_body:

@@ -2,7 +2,7 @@
 
 With replicas configured (DATABASE_REPLICA_URLS: aliases ``replica1``, ``replica2``, ...)
 the router sends a read to a replica only inside a *read scope*: a web request
-(tracker.middleware.ReplicaReadMiddleware) or a `stale_reads()` block. Everything else
+(infra.middleware.ReplicaReadMiddleware) or a `stale_reads()` block. Everything else
 reads the primary: Celery tasks, consumers and commands unless they opt in, and within a
 scope:
 

@@ -6,14 +6,14 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from infra.realtime import OriginCheckForCookies, socket_auth  # noqa: E402
 from players import consumers  # noqa: E402
-from tracker.realtime import OriginCheckForCookies, socket_auth  # noqa: E402
 
 websocket_urls = [
     path("ws/me/", consumers.PlayerStreamConsumer.as_asgi()),

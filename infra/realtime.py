@@ -32,7 +32,7 @@ from django.db import transaction
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
 
-from tracker import tokens
+from infra import tokens
 
 log = logging.getLogger("questboard.realtime")
 
@@ -139,7 +139,7 @@ def _token_of(scope: dict[str, Any]) -> str:
 @database_sync_to_async
 def _token_player(raw: str) -> tuple[Any, Any]:
     """(player, validated access token), or (AnonymousUser, None) when the token is bad,
-    expired or no longer current (tracker.tokens)."""
+    expired or no longer current (infra.tokens)."""
     try:
         return tokens.access_token_player(raw)
     except (AuthenticationFailed, TokenError):
@@ -165,7 +165,7 @@ def socket_auth(inner: Any) -> Any:
 
 async def still_signed_in(scope: dict[str, Any], player_id: Any) -> bool:
     """Whether the credentials a socket opened with still let `player_id` in, read afresh:
-    its token (still current: tracker.tokens) or its session (still in the session store,
+    its token (still current: infra.tokens) or its session (still in the session store,
     for an active player, under their present password)."""
     raw = _token_of(scope)
     if raw:

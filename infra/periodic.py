@@ -36,7 +36,7 @@ class Job:
 def jobs(beat_schedule: dict[str, dict[str, Any]] | None = None) -> list[Job]:
     """The beat schedule as jobs: interval ones due at once, crontab ones at their next
     matching time."""
-    from tracker.celery import app
+    from config.celery import app
 
     now = app.now()
     found = []
@@ -53,7 +53,7 @@ def jobs(beat_schedule: dict[str, dict[str, Any]] | None = None) -> list[Job]:
 def run_due(scheduled: list[Job], run: Callable[[str], None]) -> list[str]:
     """Run every job that is due now; a failure is logged and never stops the others.
     Returns the names of the jobs run."""
-    from tracker.celery import app
+    from config.celery import app
 
     ran = []
     for job in scheduled:

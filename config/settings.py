@@ -106,9 +106,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "tracker.middleware.RequestLogMiddleware",
-    "tracker.middleware.ControlCharacterMiddleware",
-    "tracker.middleware.DatabaseBusyMiddleware",
+    "infra.middleware.RequestLogMiddleware",
+    "infra.middleware.ControlCharacterMiddleware",
+    "infra.middleware.DatabaseBusyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -116,9 +116,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # After authentication: a signed-in player's pages are charged to the player.
-    "tracker.ratelimits.RateLimitMiddleware",
+    "infra.ratelimits.RateLimitMiddleware",
     # Reads to a replica where staleness is harmless (only with DATABASE_REPLICA_URLS).
-    "tracker.middleware.ReplicaReadMiddleware",
+    "infra.middleware.ReplicaReadMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -142,9 +142,9 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-ROOT_URLCONF = "tracker.urls"
-WSGI_APPLICATION = "tracker.wsgi.application"
-ASGI_APPLICATION = "tracker.asgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -195,11 +195,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "min_size": min(envint("DB_POOL_MIN_SIZE", 2), _pool_max_size),
             "max_size": _pool_max_size,
             # How long a request waits for a free connection before it answers 503 with
-            # Retry-After (tracker.middleware.DatabaseBusyMiddleware), never a 500.
+            # Retry-After (infra.middleware.DatabaseBusyMiddleware), never a 500.
             "timeout": float(os.getenv("DB_POOL_TIMEOUT", "5")),
         }
 
-# --- Read replicas (tracker/replicas.py, docs/replicas.md) --------------------------------
+# --- Read replicas (infra/replicas.py, docs/replicas.md) --------------------------------
 # PostgreSQL streaming replicas of DATABASE_URL, comma-separated. Each becomes an alias
 # (replica1, replica2, ...) with the primary's connection options; reads that may be stale
 # go to one of them, everything else to the primary. Unset: no router, nothing changes.
@@ -236,7 +236,7 @@ if DATABASE_REPLICAS:
         # Pins must be seen by every process: the game server's unlock lands on one, the
         # player's next page on another.
         raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs REDIS_URL: read-your-own-writes pins live there.")
-    DATABASE_ROUTERS = ["tracker.replicas.ReplicaRouter"]
+    DATABASE_ROUTERS = ["infra.replicas.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -338,7 +338,7 @@ CELERY_TIMEZONE = "UTC"
 # and the periodic jobs below redo anything a lost publish would have done.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
-# --- The outbox (tracker/outbox.py, docs/outbox.md) ---------------------------------------
+# --- The outbox (infra/outbox.py, docs/outbox.md) ---------------------------------------
 # "process": `manage.py relay_outbox` relays after commit (production, with a broker);
 # "inline": each writing process relays its own events right after commit (no broker).
 OUTBOX_RELAY = os.getenv("OUTBOX_RELAY", "process" if CELERY_BROKER_URL else "inline")
@@ -349,12 +349,12 @@ OUTBOX_HANDLERS = {
     "unlocks": "achievements.tasks.relay_unlocks",
     "board_moves": "leaderboards.tasks.relay_board_moves",
     "reindex": "leaderboards.tasks.relay_reindex",
-    "sessions": "tracker.realtime.relay_session_checks",
+    "sessions": "infra.realtime.relay_session_checks",
 }
 
 # `celery beat` claims each job's period in Redis before sending it, so a second beat
-# started by mistake runs nothing twice (tracker/beat.py, docs/processes.md).
-CELERY_BEAT_SCHEDULER = "tracker.beat:OncePerPeriodScheduler"
+# started by mistake runs nothing twice (infra/beat.py, docs/processes.md).
+CELERY_BEAT_SCHEDULER = "infra.beat:OncePerPeriodScheduler"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "refresh-all-rarity": {"task": "achievements.tasks.refresh_all_rarity", "schedule": 15 * 60},
     "refresh-stale-completion": {"task": "stats.tasks.refresh_stale_completion", "schedule": 5 * 60},
@@ -377,17 +377,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tracker.auth.GameKeyAuthentication",
-        "tracker.tokens.PlayerJWTAuthentication",
+        "infra.tokens.PlayerJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["tracker.parsers.BoundedJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "tracker.schema.QuestboardSchema",
-    "EXCEPTION_HANDLER": "tracker.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["infra.parsers.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "infra.schema.QuestboardSchema",
+    "EXCEPTION_HANDLER": "infra.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # Atomic in Redis, shared by every process (tracker/ratelimits.py); the sign-in and
+    # Atomic in Redis, shared by every process (infra/ratelimits.py); the sign-in and
     # sign-up endpoints set their own.
-    "DEFAULT_THROTTLE_CLASSES": ["tracker.ratelimits.CallerRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["infra.ratelimits.CallerRateThrottle"],
 }
 # Request bodies above this size get a 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 1_048_576)
@@ -402,10 +402,10 @@ SIMPLE_JWT = {
     "SIGNING_KEY": os.getenv("JWT_SIGNING_KEY", SECRET_KEY),
     # Tokens carry a hash of the password hash: a new password, set by any road, ends every
     # token issued before it. With the session generation it makes the rule of
-    # tracker.tokens.check_token_current, which every request, refresh and socket applies.
+    # infra.tokens.check_token_current, which every request, refresh and socket applies.
     "CHECK_REVOKE_TOKEN": True,
-    "TOKEN_OBTAIN_SERIALIZER": "tracker.tokens.TokenObtainPairSerializer",
-    "TOKEN_REFRESH_SERIALIZER": "tracker.tokens.TokenRefreshSerializer",
+    "TOKEN_OBTAIN_SERIALIZER": "infra.tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "infra.tokens.TokenRefreshSerializer",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -417,11 +417,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["tracker.urls.drop_aliases"],
+    "PREPROCESSING_HOOKS": ["config.urls.drop_aliases"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "tracker.schema.named_parameters",
-        "tracker.schema.shaped_bodies",
+        "infra.schema.named_parameters",
+        "infra.schema.shaped_bodies",
     ],
     # Each choice set is one named schema component wherever it appears (docs/api.md, "The schema").
     "ENUM_NAME_OVERRIDES": {
@@ -450,7 +450,7 @@ BATCH_MAX_ITEMS = 100
 CATALOGUE_CACHE_SECONDS = envint("CATALOGUE_CACHE_SECONDS", 5)
 
 
-# --- Rate limits (tracker/ratelimits.py, docs/rate-limits.md) -----------------------------
+# --- Rate limits (infra/ratelimits.py, docs/rate-limits.md) -----------------------------
 def envrate(name: str, default: str) -> str:
     """A rate in the `limits` notation: "100/minute", "10 per hour", "5/30seconds"."""
     value = os.getenv(name, default).strip()
@@ -489,18 +489,18 @@ if RATE_LIMIT_TRUSTED_PROXIES < 0:
 # Where the counters live: Redis when set (shared by every process), else process memory.
 RATE_LIMIT_REDIS_URL = os.getenv("RATE_LIMIT_REDIS_URL", REDIS_URL)
 # Every request waits at most this long for the counters' Redis before it is counted in its
-# own process instead (the fail-safe in tracker/ratelimits.py).
+# own process instead (the fail-safe in infra/ratelimits.py).
 RATE_LIMIT_REDIS_TIMEOUT = float(os.getenv("RATE_LIMIT_REDIS_TIMEOUT_SECONDS", "0.2"))
 
-# Every line names the request it was logged in (tracker/logs.py): the id is also in the
+# Every line names the request it was logged in (infra/logs.py): the id is also in the
 # X-Request-ID response header, so a client's report leads to the server's traceback.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "tracker.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "infra.logs.RequestIdFilter"}},
     "formatters": {
         "plain": {
-            "()": "tracker.logs.SafeFormatter",
+            "()": "infra.logs.SafeFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         }
     },

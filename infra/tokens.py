@@ -11,7 +11,7 @@ A token stays good while it is unexpired, not blacklisted, and *current* for its
   deactivation move the generation on (``Player.session_generation``).
 
 The rule is checked on every API request, on every refresh and on every socket that opens
-or is told to check again (tracker.realtime), always against the player row read then, so a
+or is told to check again (infra.realtime), always against the player row read then, so a
 change takes effect on the next request, not when the token expires.
 """
 
