@@ -10,6 +10,7 @@ from django.db.models import Count, F, FloatField, OuterRef, Subquery, Sum, Valu
 from django.db.models.functions import Coalesce
 
 from achievements.models import Achievement, Unlock
+from infra.numbers import share
 from stats.models import PlayerGameStats, PlayerTotals
 
 
@@ -30,7 +31,7 @@ def refresh_rarity(*, game_id: object) -> None:
     changed = []
     for achievement in achievements:
         count = counts.get(achievement.pk, 0)
-        percentage = round(100.0 * count / players, 2) if players else 0.0
+        percentage = share(count, players)
         weight = round(score_weight(count, players, average), 4)
         if (achievement.unlock_count, achievement.unlock_percentage, achievement.score_weight) != (
             count,

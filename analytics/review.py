@@ -44,6 +44,7 @@ from achievements.models import Achievement, Source, Unlock
 from achievements.services import revoke_unlock
 from analytics.models import Distribution, ScoringCursor, UnlockFlag
 from infra.errors import Invalid, NotFound
+from infra.numbers import duration, percent
 from stats.models import PlayerGameStats
 from tracker.models import Player
 
@@ -223,8 +224,8 @@ def burst(unlock: UnlockFacts, player: PlayerFacts, game: GameFacts) -> Evidence
 
 
 def rare_before_common(unlock: UnlockFacts, player: PlayerFacts, game: GameFacts) -> Evidence | None:
-    percent = game.percentages.get(unlock.achievement_id)
-    if percent is None or percent >= RARE_PERCENT or game.players < MIN_SAMPLE or not game.common:
+    held_by = game.percentages.get(unlock.achievement_id)
+    if held_by is None or held_by >= RARE_PERCENT or game.players < MIN_SAMPLE or not game.common:
         return None
     if any(achievement in game.common for when, achievement in player.unlocks if when <= unlock.when):
         return None
@@ -232,10 +233,10 @@ def rare_before_common(unlock: UnlockFacts, player: PlayerFacts, game: GameFacts
         "rule": "rare_before_common",
         "weight": RARE_BEFORE_COMMON_WEIGHT,
         "detail": (
-            f"Held by {percent:g}% of the game's {game.players} players, and unlocked while holding "
-            f"none of its {len(game.common)} common achievements (held by {COMMON_PERCENT:g}% or more)."
+            f"Held by {percent(held_by)} of the game's {game.players} players, and unlocked while holding "
+            f"none of its {len(game.common)} common achievements (held by {percent(COMMON_PERCENT)} or more)."
         ),
-        "percent": percent,
+        "percent": held_by,
         "players": game.players,
         "common_achievements": len(game.common),
         "common_held": 0,
@@ -281,20 +282,6 @@ RULES: tuple[Rule, ...] = (too_fast, burst, rare_before_common, impossible_time)
 def evidence_for(unlock: UnlockFacts, player: PlayerFacts, game: GameFacts) -> list[Evidence]:
     """What every rule found about one unlock (empty: nothing suspicious)."""
     return [found for rule in RULES if (found := rule(unlock, player, game)) is not None]
-
-
-def duration(seconds: float) -> str:
-    """A length of time as a person reads it: "42 s", "26 min", "2 h 10 min", "3 days"."""
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{round(hours / 24)} days"
 
 
 # --- The background job --------------------------------------------------------------------
@@ -417,10 +404,10 @@ def _load_games(games: dict[UUID, GameFacts], game_ids: set[UUID]) -> None:
         .values_list("game_id", "n")
     )
     percentages: dict[UUID, dict[UUID, float]] = defaultdict(dict)
-    for pk, game_id, percent in Achievement.objects.filter(game_id__in=missing).values_list(
+    for pk, game_id, unlock_percentage in Achievement.objects.filter(game_id__in=missing).values_list(
         "pk", "game_id", "unlock_percentage"
     ):
-        percentages[game_id][pk] = percent
+        percentages[game_id][pk] = unlock_percentage
     distributions: dict[UUID, dict[UUID, dict[str, Any]]] = defaultdict(dict)
     for game_id, achievement_id, data in Distribution.objects.filter(
         game_id__in=missing, kind=Distribution.Kind.TIME_TO_UNLOCK, achievement__isnull=False
@@ -431,7 +418,7 @@ def _load_games(games: dict[UUID, GameFacts], game_ids: set[UUID]) -> None:
         games[game_id] = GameFacts(
             players=players.get(game_id, 0),
             percentages=shares,
-            common=frozenset(a for a, percent in shares.items() if percent >= COMMON_PERCENT),
+            common=frozenset(a for a, held_by in shares.items() if held_by >= COMMON_PERCENT),
             time_to_unlock=distributions[game_id],
         )
 

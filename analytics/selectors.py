@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from achievements.models import Achievement, rarity_tier
 from analytics.models import AchievementDay, Cohort, Distribution, GameDay
+from infra.numbers import share
 from tracker.models import Game
 
 # The widest range a report covers (a leap year), and the default: the 30 days ending today.
@@ -34,7 +35,7 @@ def percent(part: int | None, whole: int) -> float | None:
     when there is no part to speak of (not yet observable) or nothing to divide by."""
     if part is None or not whole:
         return None
-    return round(100.0 * part / whole, 2)
+    return share(part, whole)
 
 
 def days_between(start: date, end: date) -> list[date]:

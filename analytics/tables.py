@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from analytics.selectors import Report
-from infra.numbers import percent
+from infra.numbers import duration, hours, percent
 
 NUMERIC = {"count", "percent", "drift", "seconds", "hours"}
 
@@ -67,24 +67,6 @@ def raw(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
-
-
-def duration(seconds: int) -> str:
-    """A time to unlock as people say it: 45 s, 12 min, 3 h 05 min, 2.5 days."""
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
-    return f"{round(hours / 24, 1):g} days"
-
-
-def hours(seconds: int) -> str:
-    """Playtime, in hours as games count it."""
-    return f"{round(seconds / 3600, 1):g} h"
 
 
 def display(value: Any, unit: str) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from infra.numbers import share
+
 # A score packs points and the time they were reached into one float that Redis orders
 # exactly: points in the high bits, (EPOCH_SPAN - seconds since EPOCH) in the low 32 bits,
 # so more points always wins and, within equal points, the earlier time scores higher.
@@ -72,4 +74,4 @@ def assign_ranks(entries: Iterable[Entry], *, offset: int, ahead_of_first: int) 
 
 
 def percentile(fewer: int, total: int) -> float:
-    return round(100.0 * fewer / total, 2) if total else 0.0
+    return share(fewer, total)

@@ -12,6 +12,7 @@ from django.db.models import Avg, Count, QuerySet, Sum
 
 from achievements.models import Progress, Unlock, rare_below
 from achievements.selectors import reveal_for, reveal_unlocks
+from infra.numbers import share
 from stats.models import DailySnapshot, PlayerGameStats, PlayerTotals
 from tracker.auth import Caller, friend_ids
 from tracker.models import Friendship, Game, Notification, Player, Privacy
@@ -161,7 +162,7 @@ def achievements_of(owner: Player, game: Game, *, viewer: Caller) -> list[dict[s
 def _percent(value: int | None, target: int | None) -> float | None:
     if value is None or not target:
         return None
-    return round(min(100.0, 100.0 * value / target), 1)
+    return min(100.0, share(value, target, places=1))
 
 
 def comparison(a: Player, b: Player, game: Game, *, viewer: Caller) -> dict[str, Any]:
