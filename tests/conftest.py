@@ -7,6 +7,7 @@ Each game has one API key; `api` builds a client authenticated as any of them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -190,3 +191,43 @@ def own_redis(tmp_path: Any) -> Iterator[Any]:
     server.start()
     yield server
     server.stop()
+
+
+# --- No silent skips in CI ----------------------------------------------------------------
+# A test that skips checks nothing, and a run that reports "passed" with it looks the same
+# as one that checked. CI sets FORBID_SKIPS=1: any skip (a skip mark, pytest.skip() in a test
+# or a fixture, importorskip) then fails, saying why it would have skipped. Expected
+# failures (xfail) keep their own outcome.
+
+
+def skips_forbidden() -> bool:
+    value = os.environ.get("FORBID_SKIPS", "")
+    if value not in ("", "0", "1"):
+        raise pytest.UsageError(f"FORBID_SKIPS must be 1 (skips fail) or 0/unset (skips skip), not {value!r}")
+    return value == "1"
+
+
+def skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    # A skip's longrepr is (path, line, "Skipped: <reason>").
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+def fail_the_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and skips_forbidden():
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and FORBID_SKIPS=1 forbids skipping: {skip_reason(report)}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    fail_the_skip(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module that skips as a whole (a module-level importorskip) skips at collection."""
+    outcome = yield
+    fail_the_skip(outcome.get_result())  # type: ignore[attr-defined]
