@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     Case,
     Count,
@@ -80,6 +80,7 @@ from django.utils import timezone
 
 from achievements.models import Achievement, Unlock
 from analytics.models import AchievementDay, ActivityDay, AggregationCursor, Cohort, Distribution, GameDay
+from infra.locks import hold_if_free, lock_until_commit
 from players.snapshots import day_bounds
 from stats.models import PlayerGameStats, PlaySession
 from stats.services import MAX_SESSION
@@ -179,9 +180,7 @@ def _serialise_aggregations(game: Game) -> None:
     """Aggregations of one game take turns until commit, so two rewriting the same day (the
     job and a rebuild by hand) cannot interleave their deletes and inserts. SQLite
     serialises writers anyway."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"analytics-day:{game.pk}"])
+    lock_until_commit(f"analytics-day:{game.pk}")
 
 
 def sessions_on(game: Game, start: datetime, end: datetime) -> QuerySet[PlaySession]:
@@ -524,19 +523,8 @@ def one_run_per_game(game: Game) -> Iterator[bool]:
     """Whether this run has the game to itself: a PostgreSQL session advisory lock, tried
     without waiting, so a second concurrent run skips the game instead of repeating its
     work. SQLite serialises writers, and the embedded default has one periodic process."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = f"analytics-run:{game.pk}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key])
-        mine = bool(cursor.fetchone()[0])
-    try:
+    with hold_if_free(f"analytics-run:{game.pk}") as mine:
         yield mine
-    finally:
-        if mine:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
 
 
 def catch_up(

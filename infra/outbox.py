@@ -32,12 +32,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from infra.locks import lock_until_commit
 from tracker.models import OutboxEvent
 
 log = logging.getLogger("questboard.outbox")
 
-# pg_try_advisory_xact_lock key held by the relay while it works: one relay at a time.
-RELAY_LOCK = 0x5142_0B0C
 BATCH = 500
 
 Handler = Callable[[list[dict[str, Any]]], None]
@@ -66,11 +65,8 @@ def relay_batch(kind: str, limit: int = BATCH) -> int:
     Returns how many were relayed (0 when none are pending or another relay is at work on
     this kind). Raises what the handler raised, leaving every event of the batch pending."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [RELAY_LOCK, kind])
-                if not cursor.fetchone()[0]:
-                    return 0
+        if not lock_until_commit(f"outbox-relay:{kind}", wait=False):
+            return 0
         events = list(OutboxEvent.objects.filter(kind=kind).order_by("id")[:limit])
         if events:
             handler_for(kind)([event.payload for event in events])

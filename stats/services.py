@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, FloatField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from infra.errors import Conflict, Invalid
+from infra.locks import lock_until_commit
 from infra.sql import add_counters, prep, table
 from stats.models import PlayerGameStats, PlayerTotals, PlaySession
 from tracker.models import Game, Player
@@ -129,9 +130,7 @@ def _serialise_sessions(player: Player, game: Game) -> None:
     """Reports of one player's sessions in one game take turns (until commit), so two
     overlapping ones sent at once cannot both pass the overlap check. SQLite serialises
     writers anyway."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"session:{player.pk}:{game.pk}"])
+    lock_until_commit(f"session:{player.pk}:{game.pk}")
 
 
 def record_play_session(

@@ -21,6 +21,7 @@ from analytics.aggregation import aggregate_day, catch_up
 from analytics.models import AchievementDay, ActivityDay, AggregationCursor, Cohort, Distribution, GameDay
 from analytics.tasks import aggregate
 from infra import periodic
+from infra.locks import hold_if_free
 from stats.models import PlaySession
 from stats.services import record_play_session
 from tests.conftest import achievement, make_player
@@ -605,11 +606,10 @@ class TestCatchUp:
         show_up(alice, other_game, today - DAY)
         other = connections.create_connection("default")
         try:
-            with other.cursor() as sql:
-                sql.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"analytics-run:{game.pk}"])
-
-            assert catch_up() == {"moon-miners": 2}
-            assert aggregated_days(game) == []
+            with hold_if_free(f"analytics-run:{game.pk}", connection=other) as theirs:
+                assert theirs
+                assert catch_up() == {"moon-miners": 2}
+                assert aggregated_days(game) == []
         finally:
             other.close()
         assert catch_up()["star-raiders"] == 2
