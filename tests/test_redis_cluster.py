@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
-    if not Path("/usr/bin/redis-server").exists() and not Path("/usr/local/bin/redis-server").exists():
-        pytest.skip("needs redis-server")
     with redis_cluster(tmp_path_factory.mktemp("cluster")) as ports:
         yield ports
 
@@ -39,8 +36,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
 @pytest.fixture
 def cluster_index(cluster: list[int], settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[index.RedisStore]:
     """The rank index on the cluster (RANK_INDEX_REDIS_URL), empty and built."""
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis (REDIS_URL) for the cache beside the cluster")
     settings.RANK_INDEX_REDIS_URL = f"redis+cluster://127.0.0.1:{cluster[0]}"
     monkeypatch.setattr(index, "_store", None)
     store = index.redis_store()

@@ -14,14 +14,12 @@ The router's decisions themselves are checked in-process at the end, without ser
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -40,7 +38,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from achievements.models import Unlock
 from infra import replicas
 from infra.replicas import ReplicaRouter
-from tests.replication import PostgresPair, why_not_available
+from tests.replication import PostgresPair
 from tests.servers import OwnRedis, Server, daphne, gunicorn, post_json, running, server_environment
 from tracker.models import GameKey, Player
 
@@ -163,8 +161,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The pair, migrated and seeded; a Redis of the module's own (pins, and a rank index
     never built, so boards are read from SQL); one gunicorn worker and one pooled Daphne
     process on both databases."""
-    if why_not_available():
-        pytest.skip(why_not_available() or "")
     logs = tmp_path_factory.mktemp("replica-logs")
     pair = PostgresPair()
     redis = OwnRedis(logs)
@@ -281,29 +277,12 @@ def test_when_the_replica_stops_reads_come_from_the_primary(site: Site) -> None:
     assert site.unlocked("alice", as_player="bob") == {"FIRST_FLIGHT"}
 
 
-def test_replicas_without_redis_are_refused_at_start() -> None:
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        SECRET_KEY="a-long-random-production-secret",
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/questboard",
-        DATABASE_REPLICA_URLS="postgres://postgres@127.0.0.1:5433/questboard",
-    )
-    started = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=Path(settings.BASE_DIR), env=env, capture_output=True, text=True
-    )
-    assert started.returncode != 0
-    assert "DATABASE_REPLICA_URLS needs REDIS_URL" in started.stderr
-
-
 # --- The router's decisions, in-process --------------------------------------------------
 
 
 @pytest.fixture
 def routed(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplicaRouter]:
     """The router as if `replica1` were configured and healthy; pins in the suite's Redis."""
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis (REDIS_URL): pins live there")
     settings.DATABASE_REPLICAS = ["replica1"]
     monkeypatch.setattr(replicas, "choose_replica", lambda: "replica1")
     replicas.reset()
