@@ -6,12 +6,11 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# `make test` runs against the real services this machine kind starts (override any of them).
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/questboard
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
-TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+# `make test` runs the whole suite: on the services DATABASE_URL, REDIS_URL and
+# CELERY_BROKER_URL name when set (CI sets the machine's), else on the embedded PostgreSQL
+# and Redis (the suite's Redis database is 15, `make run`'s 0) with tasks inline.
 
-.PHONY: install browsers run stack test test-lite screenshots lint format clean vendor bench bench-smoke bench-tools
+.PHONY: install browsers run stack test screenshots lint format clean vendor bench bench-smoke bench-tools
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +20,14 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
-# DEBUG on unless set: the laptop default, which may use the embedded development key.
+# The production stack in miniature: with no DATABASE_URL / REDIS_URL, this checkout's own
+# PostgreSQL and Redis from pip wheels (infra/embedded.py, data in .embedded/), started on
+# first use and stopped when this ends. Beside the ASGI server (pages, API and live toasts)
+# run the outbox relay and the periodic jobs; with no CELERY_BROKER_URL tasks run inline.
+# DEBUG on unless set: the laptop default.
 run: export DEBUG ?= 1
+run: export DB_POOL_MAX_SIZE ?= 10
+run: export OUTBOX_RELAY ?= process
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
@@ -30,9 +35,11 @@ run: install
 	@echo "  Questboard is at http://$(HOST):$(PORT)/   (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "  Demo login: demo / questboard-demo   (admin: admin / questboard-admin)"
 	@echo "  Studio analytics: studio / questboard-studio at http://$(HOST):$(PORT)/studio/"
-	@echo "  Periodic jobs (season close, snapshots, rarity) run beside it: manage.py run_periodic"
+	@echo "  Beside it: the outbox relay (live toasts, boards) and the periodic jobs. Ctrl-C stops all."
 	@echo ""
-	@$(PY) manage.py run_periodic & trap "kill $$! 2>/dev/null" EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait; $(PY) -m infra.embedded stop' EXIT; \
+	$(PY) manage.py relay_outbox & \
+	$(PY) manage.py run_periodic & \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # The production process set on this machine (Procfile, docs/processes.md): gunicorn,
@@ -52,6 +59,7 @@ stack: export STATIC_ROOT ?= $(CURDIR)/staticfiles
 stack: export HOST := $(HOST)
 stack: export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 stack: install .env
+	$(VENV)/bin/honcho run python manage.py ensure_database
 	$(VENV)/bin/honcho run python manage.py migrate --noinput
 	$(VENV)/bin/honcho run python manage.py collectstatic --noinput -v 0
 	$(VENV)/bin/honcho run python manage.py seed_demo --if-empty
@@ -74,22 +82,12 @@ browsers:
 	  else echo "Browser tests need Debian's chromium: sudo apt-get install chromium"; fi; }
 
 test: install browsers
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
-	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
-	FAST_PASSWORD_HASHER=1 $(PY) -m pytest $(PYTEST_ARGS)
-
-# The suite on the embedded defaults only (SQLite, no Redis, no broker).
-test-lite: install
-	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL FAST_PASSWORD_HASHER=1 $(PY) -m pytest $(PYTEST_ARGS)
+	EMBEDDED_REDIS_DB=15 FAST_PASSWORD_HASHER=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # Every page at desktop and phone widths, checked for layout faults (tests/browser/test_layout.py),
 # with its screenshots written over docs/screenshots/ (docs/pages.md).
 screenshots: install browsers
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
-	REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
-	FAST_PASSWORD_HASHER=1 SCREENSHOTS_DIR=docs/screenshots \
+	EMBEDDED_REDIS_DB=15 FAST_PASSWORD_HASHER=1 SCREENSHOTS_DIR=docs/screenshots \
 	$(PY) -m pytest tests/browser/test_layout.py -k every_page $(PYTEST_ARGS)
 
 lint: install
@@ -116,7 +114,8 @@ bench-tools:
 	  else echo "The benchmark needs: sudo apt-get install wrk postgresql-client redis-tools"; fi; }
 
 clean:
-	rm -rf $(VENV) questboard.sqlite3 staticfiles
+	-$(PY) -m infra.embedded stop
+	rm -rf $(VENV) .embedded staticfiles
 
 # Front-end assets, pinned, from the npm registry into static/vendor (committed).
 CHARTJS := 4.6.1

@@ -1,14 +1,14 @@
-"""Questboard settings: everything comes from the environment, read here and only here.
+"""Questboard settings: everything comes from the environment, read here and only here,
+each variable through one of the helpers of `infra/env.py`.
 
-With no environment at all the app runs on embedded defaults that need nothing installed
-(SQLite, in-memory channel layer, Celery tasks inline, local-memory cache). Setting
-DATABASE_URL, REDIS_URL and CELERY_BROKER_URL switches each piece to a real service.
+With no DATABASE_URL or REDIS_URL the app starts an embedded PostgreSQL and an embedded
+Redis from pip wheels (`infra/embedded.py`): the production stack in miniature, with its
+files under `.embedded/`. With no CELERY_BROKER_URL, Celery tasks run inline in the caller.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,49 +16,29 @@ from urllib.parse import urlparse
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
-from limits import parse as parse_rate
+
+from infra import embedded
+from infra.env import envbool, envchoice, envfloat, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
-
-
-def envbool(name: str, default: str = "False") -> bool:
-    """A yes/no setting. Anything but a yes or no word (in any case) stops the app, naming
-    the setting: `DEBUG=flase` must not quietly mean off, nor `HTTPS_ONLY=ture` quietly on."""
-    value = os.getenv(name, default).strip().lower()
-    if value in TRUE_WORDS:
-        return True
-    if value in FALSE_WORDS:
-        return False
-    raise ImproperlyConfigured(
-        f"{name}={os.getenv(name)!r} is not a yes/no value: use one of "
-        f"{', '.join(sorted(TRUE_WORDS - {''}))} or {', '.join(sorted(FALSE_WORDS - {''}))}."
-    )
-
-
-def envint(name: str, default: int) -> int:
-    return int(os.getenv(name, str(default)))
-
-
-def envlist(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
-
-
-DEBUG = envbool("DEBUG", "False")
+DEBUG = envbool("DEBUG", False)
+# The embedded default: no DATABASE_URL means this checkout's own PostgreSQL (and no
+# REDIS_URL its own Redis), started on first use by whichever process needs it.
+EMBEDDED_DATABASE = not envstr("DATABASE_URL")
+EMBEDDED_REDIS = not envstr("REDIS_URL")
 # Player tokens are signed, and the email encryption and lookup keys derived, with
-# SECRET_KEY (unless JWT_SIGNING_KEY and FIELD_ENCRYPTION_KEYS are set). The embedded key
-# is public, so it is for DEBUG (make run) only: anything else refuses to start without one.
-SECRET_KEY = os.getenv("SECRET_KEY", "")
+# SECRET_KEY (unless JWT_SIGNING_KEY and FIELD_ENCRYPTION_KEYS are set). On the embedded
+# default (or with DEBUG on) a key made once for this checkout stands in, kept in
+# `.embedded/`; anything else refuses to start without one.
+SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not (DEBUG or EMBEDDED_DATABASE):
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. With DEBUG off the app needs its own secret key: player "
             "tokens are signed and emails encrypted with keys derived from it (README, Configuration)."
         )
-    SECRET_KEY = "questboard-embedded-development-key-change-me-in-production"
+    SECRET_KEY = embedded.secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 
 # --- Transport security (README, "Operating it") ------------------------------------------
@@ -66,22 +46,22 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 # load balancer makes), cookies are sent over HTTPS only, and browsers are told with HSTS to
 # come back over HTTPS for HSTS_SECONDS. On by default with DEBUG off; HTTPS_ONLY=0 is for
 # a server that plain HTTP must reach (the test suite's and the benchmark's own servers).
-HTTPS_ONLY = envbool("HTTPS_ONLY", str(not DEBUG))
+HTTPS_ONLY = envbool("HTTPS_ONLY", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS_ONLY
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY
-SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31_536_000) if HTTPS_ONLY else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", "True")
-SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", "True")
+SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31_536_000, minimum=0) if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", True)
 # Behind a proxy that terminates TLS: the header it sets on requests that came over HTTPS,
 # e.g. "X-Forwarded-Proto" (the value it must carry is "https"). Only when that proxy
 # strips the header from what clients send.
-if os.getenv("SECURE_PROXY_SSL_HEADER"):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_" + os.environ["SECURE_PROXY_SSL_HEADER"].upper().replace("-", "_"), "https")
+if envstr("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + envstr("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"), "https")
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
-SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "daphne",
@@ -163,41 +143,40 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.getenv("DATABASE_URL", f"sqlite:///{BASE_DIR / 'questboard.sqlite3'}"),
-        conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+        envstr("DATABASE_URL") or embedded.database_url(),
+        conn_max_age=envint("DB_CONN_MAX_AGE", 60, minimum=0),
     )
 }
-if os.getenv("TEST_DATABASE_NAME"):
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://...): Questboard runs on PostgreSQL only.")
+if envstr("TEST_DATABASE_NAME"):
     # Lets two test runs share one server without sharing a test database.
-    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Concurrent writers on the laptop default: wait for the lock instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
-    # Names this process's connections in pg_stat_activity, so an operator (and the burst
-    # test) can tell the gunicorn, Daphne and Celery processes' connections apart.
-    _db_options["application_name"] = os.getenv("DB_APPLICATION_NAME", "questboard")
-    # A bounded pool per process, for the ASGI process (Daphne): it runs every sync view and
-    # database_sync_to_async call in a thread of its own, and Django's persistent connections
-    # are per thread, so a burst of 150 requests opened 150 connections and PostgreSQL
-    # (max_connections=100) refused the rest with 500s. gunicorn sync workers serve one
-    # request at a time and keep the default: off (0), one persistent connection per worker.
-    _pool_max_size = envint("DB_POOL_MAX_SIZE", 0)
-    if _pool_max_size > 0:
-        # Django's pool refuses persistent connections: a request's connection goes back to
-        # the pool when the request ends instead.
-        DATABASES["default"]["CONN_MAX_AGE"] = 0
-        # A pooled connection may have been idle for minutes; checking it on checkout costs
-        # one round trip and turns a PostgreSQL restart into a reconnect, not a 500.
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-        _db_options["pool"] = {
-            "min_size": min(envint("DB_POOL_MIN_SIZE", 2), _pool_max_size),
-            "max_size": _pool_max_size,
-            # How long a request waits for a free connection before it answers 503 with
-            # Retry-After (infra.middleware.DatabaseBusyMiddleware), never a 500.
-            "timeout": float(os.getenv("DB_POOL_TIMEOUT", "5")),
-        }
+    DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME")}
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+# Names this process's connections in pg_stat_activity, so an operator (and the burst
+# test) can tell the gunicorn, Daphne and Celery processes' connections apart.
+_db_options["application_name"] = envstr("DB_APPLICATION_NAME", "questboard")
+# A bounded pool per process, for ASGI servers (Daphne, uvicorn): they run every sync view
+# and database_sync_to_async call in a thread of its own, and Django's persistent
+# connections are per thread, so a burst of 150 requests opened 150 connections and
+# PostgreSQL (max_connections=100) refused the rest with 500s. `config/asgi.py` makes 10
+# the default there; gunicorn sync workers serve one request at a time and keep 0 (off),
+# one persistent connection per worker. A system check warns of ASGI without a pool.
+_pool_max_size = envint("DB_POOL_MAX_SIZE", 0, minimum=0)
+if _pool_max_size > 0:
+    # Django's pool refuses persistent connections: a request's connection goes back to
+    # the pool when the request ends instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A pooled connection may have been idle for minutes; checking it on checkout costs
+    # one round trip and turns a PostgreSQL restart into a reconnect, not a 500.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _db_options["pool"] = {
+        "min_size": min(envint("DB_POOL_MIN_SIZE", 2, minimum=0), _pool_max_size),
+        "max_size": _pool_max_size,
+        # How long a request waits for a free connection before it answers 503 with
+        # Retry-After (infra.middleware.DatabaseBusyMiddleware), never a 500.
+        "timeout": envfloat("DB_POOL_TIMEOUT", 5.0, minimum=0.1),
+    }
 
 # --- Read replicas (infra/replicas.py, docs/replicas.md) --------------------------------
 # PostgreSQL streaming replicas of DATABASE_URL, comma-separated. Each becomes an alias
@@ -206,11 +185,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DATABASE_REPLICAS: list[str] = []
 # How long a player (or game key) reads only the primary after a write of theirs, or after
 # a game server changed their data: longer than the replica lag you alert on.
-REPLICA_PIN_SECONDS = envint("REPLICA_PIN_SECONDS", 10)
+REPLICA_PIN_SECONDS = envint("REPLICA_PIN_SECONDS", 10, minimum=1)
 # How long a process leaves a replica alone after it failed (its reads go to the primary).
-REPLICA_RETRY_SECONDS = envint("REPLICA_RETRY_SECONDS", 30)
+REPLICA_RETRY_SECONDS = envint("REPLICA_RETRY_SECONDS", 30, minimum=0)
 # The most a connection attempt to a replica may take (libpq's minimum is 2).
-REPLICA_CONNECT_TIMEOUT = envint("REPLICA_CONNECT_TIMEOUT_SECONDS", 2)
+REPLICA_CONNECT_TIMEOUT = envint("REPLICA_CONNECT_TIMEOUT_SECONDS", 2, minimum=2)
 for _number, _url in enumerate(envlist("DATABASE_REPLICA_URLS"), start=1):
     _replica = dj_database_url.parse(_url)
     if _replica["ENGINE"] != "django.db.backends.postgresql" or DATABASES["default"]["ENGINE"] != _replica["ENGINE"]:
@@ -232,10 +211,6 @@ if DATABASE_REPLICAS:
             "REPLICA_PIN_SECONDS must be 1 or more, REPLICA_RETRY_SECONDS 0 or more and "
             "REPLICA_CONNECT_TIMEOUT_SECONDS 2 or more."
         )
-    if not os.getenv("REDIS_URL"):
-        # Pins must be seen by every process: the game server's unlock lands on one, the
-        # player's next page on another.
-        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs REDIS_URL: read-your-own-writes pins live there.")
     DATABASE_ROUTERS = ["infra.replicas.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -247,7 +222,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-if envbool("FAST_PASSWORD_HASHER"):
+if envbool("FAST_PASSWORD_HASHER", False):
     # Tests and the demo seeder create hundreds of accounts; PBKDF2 would dominate.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "/accounts/login/"
@@ -271,66 +246,61 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # collectstatic target for production; unset, WhiteNoise serves straight from the finders.
-STATIC_ROOT = os.getenv("STATIC_ROOT") or None
+STATIC_ROOT = envstr("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 
 # --- Redis: cache, rank index, rate limits and channel layer ------------------------------
-REDIS_URL = os.getenv("REDIS_URL", "")
+# The embedded Redis keeps the suite (EMBEDDED_REDIS_DB=15) apart from `make run` (0).
+REDIS_URL = envstr("REDIS_URL") or embedded.redis_url(envint("EMBEDDED_REDIS_DB", 0, minimum=0))
 # Every Redis client gives up after this long (connect, and each command), so an
 # unresponsive Redis costs a request a bounded delay, never a hang: an unlock still commits
 # and its ranks and live events follow through the outbox when Redis answers again.
-REDIS_TIMEOUT = float(os.getenv("REDIS_TIMEOUT_SECONDS", "0.5"))
+REDIS_TIMEOUT = envfloat("REDIS_TIMEOUT_SECONDS", 0.5, minimum=0.01)
 # The rank index's own Redis, if it is not REDIS_URL's: `redis+cluster://host:port` for a
 # Redis Cluster (every index key carries one hash tag: docs/deployment.md, "Redis").
 # Unset: the index shares REDIS_URL's (the cache's client).
-RANK_INDEX_REDIS_URL = os.getenv("RANK_INDEX_REDIS_URL", "")
-if RANK_INDEX_REDIS_URL and not REDIS_URL:
-    raise ImproperlyConfigured("RANK_INDEX_REDIS_URL needs REDIS_URL too (the cache and the channel layer).")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT,
-                "SOCKET_TIMEOUT": REDIS_TIMEOUT,
-            },
-        }
+RANK_INDEX_REDIS_URL = envstr("RANK_INDEX_REDIS_URL")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_TIMEOUT,
+        },
     }
-    # Pub/sub beat the list-based RedisChannelLayer on both our shapes of traffic
-    # (bench/channel_layers.py; numbers in docs/live.md).
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            # Pub/sub channels ignore Redis database numbers: a prefix keeps deployments
-            # (and test runs) that share one Redis server from hearing each other.
-            "CONFIG": {
-                # A subscriber's reads wait with their own timeout; these bound connecting
-                # and every publish, subscribe and unsubscribe.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_connect_timeout": REDIS_TIMEOUT,
-                        "socket_timeout": REDIS_TIMEOUT,
-                    }
-                ],
-                "prefix": os.getenv("CHANNEL_PREFIX", "questboard" + urlparse(REDIS_URL).path),
-            },
-        }
+}
+# Pub/sub beat the list-based RedisChannelLayer on both our shapes of traffic
+# (bench/channel_layers.py; numbers in docs/live.md).
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # Pub/sub channels ignore Redis database numbers: a prefix keeps deployments
+        # (and test runs) that share one Redis server from hearing each other.
+        "CONFIG": {
+            # A subscriber's reads wait with their own timeout; these bound connecting
+            # and every publish, subscribe and unsubscribe.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_connect_timeout": REDIS_TIMEOUT,
+                    "socket_timeout": REDIS_TIMEOUT,
+                }
+            ],
+            "prefix": envstr("CHANNEL_PREFIX", "questboard" + urlparse(REDIS_URL).path),
+        },
     }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+}
 
 # --- Celery ------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", "")
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
 # Without a broker every task runs inline, in the caller's process, right after commit.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Deployments (and test runs) sharing one broker keep apart by queue name.
-CELERY_TASK_DEFAULT_QUEUE = os.getenv("CELERY_QUEUE", "celery")
+CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -341,9 +311,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # --- The outbox (infra/outbox.py, docs/outbox.md) ---------------------------------------
 # "process": `manage.py relay_outbox` relays after commit (production, with a broker);
 # "inline": each writing process relays its own events right after commit (no broker).
-OUTBOX_RELAY = os.getenv("OUTBOX_RELAY", "process" if CELERY_BROKER_URL else "inline")
-if OUTBOX_RELAY not in {"process", "inline"}:
-    raise ImproperlyConfigured(f"OUTBOX_RELAY must be 'process' or 'inline', not {OUTBOX_RELAY!r}.")
+OUTBOX_RELAY = envchoice("OUTBOX_RELAY", "process" if CELERY_BROKER_URL else "inline", ("process", "inline"))
 # Each kind of event and the function that relays a batch of them (in order, per kind).
 OUTBOX_HANDLERS = {
     "unlocks": "achievements.tasks.relay_unlocks",
@@ -390,16 +358,16 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["infra.ratelimits.CallerRateThrottle"],
 }
 # Request bodies above this size get a 413 before any parsing.
-DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 1_048_576, minimum=1024)
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 15)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 14)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 15, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 14, minimum=1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
     "AUTH_HEADER_TYPES": ("Bearer",),
-    "SIGNING_KEY": os.getenv("JWT_SIGNING_KEY", SECRET_KEY),
+    "SIGNING_KEY": envstr("JWT_SIGNING_KEY", SECRET_KEY),
     # Tokens carry a hash of the password hash: a new password, set by any road, ends every
     # token issued before it. With the session generation it makes the rule of
     # infra.tokens.check_token_current, which every request, refresh and socket applies.
@@ -443,26 +411,14 @@ SPECTACULAR_SETTINGS = {
 
 # --- Product rules -----------------------------------------------------------------------
 # A claimed unlock time may run ahead of the server clock by at most this (clock skew).
-UNLOCK_MAX_CLOCK_SKEW = timedelta(seconds=envint("UNLOCK_MAX_CLOCK_SKEW_SECONDS", 300))
+UNLOCK_MAX_CLOCK_SKEW = timedelta(seconds=envint("UNLOCK_MAX_CLOCK_SKEW_SECONDS", 300, minimum=0))
 BATCH_MAX_ITEMS = 100
 # How long a process may serve game keys, games and achievements from memory: a key
 # revoked or an achievement edited in another process takes effect within this time.
-CATALOGUE_CACHE_SECONDS = envint("CATALOGUE_CACHE_SECONDS", 5)
+CATALOGUE_CACHE_SECONDS = envint("CATALOGUE_CACHE_SECONDS", 5, minimum=0)
 
 
 # --- Rate limits (infra/ratelimits.py, docs/rate-limits.md) -----------------------------
-def envrate(name: str, default: str) -> str:
-    """A rate in the `limits` notation: "100/minute", "10 per hour", "5/30seconds"."""
-    value = os.getenv(name, default).strip()
-    try:
-        item = parse_rate(value)
-    except ValueError:
-        item = None
-    if item is None or item.amount < 1:
-        raise ImproperlyConfigured(f"{name} must be a rate such as '100/minute', not {value!r}.")
-    return value
-
-
 # A player (token or session), across the API and the pages.
 RATE_LIMIT_PLAYER = envrate("RATE_LIMIT_PLAYER", "100/minute")
 # A game key whose own requests_per_minute (admin) is blank. A game server speaks for many
@@ -483,17 +439,16 @@ RATE_LIMIT_SOCKET_MESSAGES = envrate("RATE_LIMIT_SOCKET_MESSAGES", "60/minute")
 # How many proxies of ours stand in front of the app; with N > 0 the client address is the
 # Nth entry from the right of X-Forwarded-For instead of REMOTE_ADDR. Leave it 0 unless a
 # proxy you run overwrites or appends that header: otherwise any client could pick its own.
-RATE_LIMIT_TRUSTED_PROXIES = envint("RATE_LIMIT_TRUSTED_PROXIES", 0)
-if RATE_LIMIT_TRUSTED_PROXIES < 0:
-    raise ImproperlyConfigured("RATE_LIMIT_TRUSTED_PROXIES is a count of proxies: 0 or more.")
+RATE_LIMIT_TRUSTED_PROXIES = envint("RATE_LIMIT_TRUSTED_PROXIES", 0, minimum=0)
 # Where the counters live: Redis when set (shared by every process), else process memory.
-RATE_LIMIT_REDIS_URL = os.getenv("RATE_LIMIT_REDIS_URL", REDIS_URL)
+RATE_LIMIT_REDIS_URL = envstr("RATE_LIMIT_REDIS_URL", REDIS_URL)
 # Every request waits at most this long for the counters' Redis before it is counted in its
 # own process instead (the fail-safe in infra/ratelimits.py).
-RATE_LIMIT_REDIS_TIMEOUT = float(os.getenv("RATE_LIMIT_REDIS_TIMEOUT_SECONDS", "0.2"))
+RATE_LIMIT_REDIS_TIMEOUT = envfloat("RATE_LIMIT_REDIS_TIMEOUT_SECONDS", 0.2, minimum=0.01)
 
 # Every line names the request it was logged in (infra/logs.py): the id is also in the
 # X-Request-ID response header, so a client's report leads to the server's traceback.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -510,10 +465,10 @@ LOGGING = {
     # Warnings and errors of every library (daphne, channels, celery, ...) through the same handler.
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "questboard": {"level": os.getenv("LOG_LEVEL", "INFO")},
+        "questboard": {"level": envchoice("LOG_LEVEL", "INFO", LOG_LEVELS)},
         "questboard.requests": {
             "handlers": ["console"],
-            "level": os.getenv("REQUEST_LOG_LEVEL", "INFO"),
+            "level": envchoice("REQUEST_LOG_LEVEL", "INFO", LOG_LEVELS),
             "propagate": False,
         },
         # Django's own handlers print only with DEBUG on (and mail admins we do not have):

