@@ -598,10 +598,8 @@ class TestCatchUp:
         assert [(s["api_name"], s["reached"]) for s in funnel][:2] == [("", 2), ("ACE_PILOT", 1)]
 
     def test_a_game_another_run_is_aggregating_is_skipped(
-        self, game: Game, other_game: Game, alice: Player, today: date, uses_postgres: bool
+        self, game: Game, other_game: Game, alice: Player, today: date
     ) -> None:
-        if not uses_postgres:
-            pytest.skip("the run lock is PostgreSQL's; SQLite serialises writers")
         show_up(alice, game, today - DAY)
         show_up(alice, other_game, today - DAY)
         other = connections.create_connection("default")
