@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from achievements.models import Achievement, Progress, Unlock, rarity_tier
 from infra.errors import NotFound
 from infra.memo import LocalCache
-from tracker.auth import Caller
+from tracker.auth import Caller, key_is_for
 from tracker.models import Game, Player
 
 HIDDEN_NAME = "Hidden achievement"
@@ -40,7 +40,7 @@ class Reveal:
     def masks(self, achievement: Achievement) -> bool:
         if not achievement.hidden or self.caller.staff:
             return False
-        if self.caller.game_key is not None and self.caller.game_key.game_id == achievement.game_id:
+        if key_is_for(self.caller, achievement.game_id):
             return False
         return achievement.pk not in self.unlocked
 

@@ -93,6 +93,19 @@ def require_caller(caller: Caller) -> None:
         raise exceptions.NotAuthenticated("Send a game API key or a player access token.")
 
 
+def key_is_for(caller: Caller, game_id: object) -> bool:
+    """Whether the caller is game `game_id`'s own API key (ids compared as text, so a UUID
+    and its string form are the same game)."""
+    return caller.game_key is not None and str(caller.game_key.game_id) == str(game_id)
+
+
+def check_key_is_for(caller: Caller, game_id: object) -> None:
+    """A game key acts only on its own game: any other game's key gets 403. The one place
+    that refusal is written; a player or nobody passes through (their own rules apply)."""
+    if caller.game_key is not None and not key_is_for(caller, game_id):
+        raise Forbidden("This API key belongs to another game.")
+
+
 def check_may_report(caller: Caller, player_id: object, achievement_game_id: object, client_unlockable: bool) -> None:
     """May this caller report an unlock or progress for player `player_id` on this achievement?
 
@@ -101,8 +114,7 @@ def check_may_report(caller: Caller, player_id: object, achievement_game_id: obj
     """
     require_caller(caller)
     if caller.game_key is not None:
-        if caller.game_key.game_id != achievement_game_id:
-            raise Forbidden("This API key belongs to another game.")
+        check_key_is_for(caller, achievement_game_id)
         return
     assert caller.player is not None
     if str(caller.player.pk) != str(player_id):
@@ -115,8 +127,7 @@ def check_may_report_play(caller: Caller, player: Player, game: Game) -> None:
     """Play sessions: a game key for any player of its own game; a player for itself."""
     require_caller(caller)
     if caller.game_key is not None:
-        if caller.game_key.game_id != game.pk:
-            raise Forbidden("This API key belongs to another game.")
+        check_key_is_for(caller, game.pk)
         return
     assert caller.player is not None
     if caller.player.pk != player.pk:
@@ -133,7 +144,7 @@ def require_player(caller: Caller) -> Player:
 
 def check_may_manage_game(caller: Caller, game: Game) -> None:
     require_caller(caller)
-    if caller.game_key is None or caller.game_key.game_id != game.pk:
+    if not key_is_for(caller, game.pk):
         raise Forbidden("Only this game's API key may change its achievement set.")
 
 
@@ -162,8 +173,7 @@ def check_may_view_analytics(caller: Caller, game: Game) -> None:
     get 403; nobody at all, 401."""
     require_caller(caller)
     if caller.game_key is not None:
-        if caller.game_key.game_id != game.pk:
-            raise Forbidden("This API key belongs to another game.")
+        check_key_is_for(caller, game.pk)
         return
     assert caller.player is not None
     if not is_studio_member(caller.player, game):
@@ -235,7 +245,7 @@ def game_in_view(caller: Caller, seen: Visibility, game: Game | None) -> Game | 
 
 def _require_own_game(caller: Caller, game_id: object) -> None:
     assert caller.game_key is not None
-    if game_id is None or str(caller.game_key.game_id) != str(game_id):
+    if game_id is None or not key_is_for(caller, game_id):
         raise Forbidden("This player's data outside your game is not visible to you.")
 
 
