@@ -39,7 +39,7 @@ TOOLS = ("wrk", "pgbench", "redis-benchmark")
 LOG_ERROR = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b")
 ACCESS_5XX = re.compile(r'" 5\d\d ')
 # Unlocks a saturation run may make per second, at most, for the check that enough fresh
-# pairs are left (twice the brief's batch target); the cursor then moves only as far as
+# pairs are left (twice the batch target of 10,000/s); the cursor then moves only as far as
 # wrk really went. Past the last pair wrk would get 404s, counted as errors.
 UNLOCK_ROOM_PER_SECOND = 20_000
 

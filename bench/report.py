@@ -1,7 +1,8 @@
-"""The run's results: one table row per figure, held against the brief's targets, printed
-and written as JSON (artifacts/bench-<timestamp>.json and artifacts/bench-latest.json).
+"""The run's results: one table row per figure, held against its target, printed and
+written as JSON (artifacts/bench-<timestamp>.json and artifacts/bench-latest.json).
 
-Targets are the brief's "Non-functional targets". A row with errors never counts as met.
+The targets are the platform's performance goals, each written in its row below and listed
+in docs/benchmarks.md. A row with errors never counts as met.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
     for read in READS:
         moderate, saturation = part(sections, read, "moderate"), part(sections, read, "saturation")
         at_rate = part(sections, read, "rate")
-        timed = read != "dashboard"  # the brief sets no target for the dashboard
+        timed = read != "dashboard"  # the dashboard has no latency target
         rows.append(
             row(
                 f"{read}_rate",
