@@ -1,5 +1,6 @@
 """Counting round trips: SQL queries on the default database and calls to Redis, for the
-tests that pin what a hot path costs (STYLE.md, "Hot paths").
+tests that pin what a hot path costs. A hot path (the unlock, the board reads) may leave the
+ORM for hand-written SQL or a Lua script; a test pinning its round trips keeps it fast.
 
 The rate limiter (infra/ratelimits.py) has a Redis client of its own; its calls are
 counted apart (`Cost.limiter`), so the rank index's pins keep their meaning and every

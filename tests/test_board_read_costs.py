@@ -1,10 +1,10 @@
 """What each board read costs: SQL queries and Redis round trips, with the index built.
 
-Board reads are hot paths (STYLE.md): a page of any board is one Redis call (a Lua script
-that also checks the index is built) and one query for the names and privacy of the
-players listed; a standing is one Redis call; around-me one call and the names. These tests
-pin it, so a change that adds a round trip, or a query per row, fails here. Pages list
-100 players, private and friends-only ones among them.
+Board reads are hot paths, their round trips pinned as the unlock's are: a page of any
+board is one Redis call (a Lua script that also checks the index is built) and one query
+for the names and privacy of the players listed; a standing is one Redis call; around-me
+one call and the names. These tests pin it, so a change that adds a round trip, or a
+query per row, fails here. Pages list 100 players, private and friends-only ones among them.
 
 Finding the game is the catalogue's business (`tracker.selectors.get_game`): each test
 measures what that lookup costs at that moment and pins what the board read adds to it.

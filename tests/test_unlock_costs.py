@@ -1,4 +1,5 @@
-"""What an unlock costs at the API: its round trips, pinned (STYLE.md, "Hot paths").
+"""What an unlock costs at the API: its round trips, pinned, since the unlock is the hot
+path every game server calls.
 
 With the catalogue warm, a game server's unlock is one SQL statement (the unlock, the
 counters, season points and the outbox row together) and one Redis call (the index update
