@@ -146,7 +146,11 @@ class ItemErrorSerializer(serializers.Serializer):
 
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.JSONField(), required=False)
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Each invalid field of the item (or `non_field_errors`) and what is wrong with it.",
+    )
 
 
 class BatchResultSerializer(serializers.Serializer):

@@ -187,3 +187,27 @@ def test_a_batch_from_a_new_player_counts_completion_over_the_whole_set(api: Api
 
     assert body["created"] == 4
     assert stats(dave, game) == (100, 4, 100.0)
+
+
+def test_a_failed_items_fields_map_each_field_to_its_messages(api: Api, alice: Player, game_key: str) -> None:
+    """As the schema says (ItemError.fields: field name → list of strings), whatever was
+    wrong: a malformed item, an unknown field, a bad value, a missing one."""
+    unlocks = [
+        "not an object",
+        {"player_id": str(alice.pk), "achievement": "ACE_PILOT", "colour": "red"},
+        {"player_id": "nope", "achievement": "KILL_100", "timestamp": "yesterday"},
+        {"achievement": "KILL_100"},
+    ]
+
+    results = batch(api.as_key(game_key), unlocks).json()["results"]
+
+    fields = [r["error"]["fields"] for r in results]
+    assert [sorted(f) for f in fields] == [
+        ["non_field_errors"],
+        ["colour"],
+        ["player_id", "timestamp"],
+        ["player_id"],
+    ]
+    for messages in (m for f in fields for m in f.values()):
+        assert isinstance(messages, list) and messages
+        assert all(isinstance(message, str) and message for message in messages)
