@@ -4,7 +4,7 @@ import re
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import URLPattern, include, path
+from django.urls import URLPattern, include, path, re_path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
@@ -13,7 +13,7 @@ from achievements import api as achievements_api
 from analytics import api as analytics_api
 from analytics import views as analytics_views
 from infra import health
-from infra.errors import json_or_default, server_error
+from infra.errors import NO_SUCH_ENDPOINT, api_not_found, json_or_default, server_error
 from infra.ratelimits import SignInRateThrottle, TokenRefreshRateThrottle
 from leaderboards import api as boards_api
 from leaderboards import views as board_views
@@ -117,7 +117,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # Last: any other /api/ path is the JSON 404, with DEBUG on too.
+    re_path(r"^api/", api_not_found),
 ]
 
-handler404 = json_or_default(404, "not_found", "No such endpoint.", defaults.page_not_found)
+handler404 = json_or_default(404, "not_found", NO_SUCH_ENDPOINT, defaults.page_not_found)
 handler500 = server_error

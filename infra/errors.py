@@ -11,8 +11,10 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -165,6 +167,28 @@ def server_error(request: HttpRequest) -> HttpResponse:
         message = f"Internal server error (request id {current_request_id()})."
         return JsonResponse(error_body(500, "server_error", message), status=500)
     return defaults.server_error(request)
+
+
+NO_SUCH_ENDPOINT = "No such endpoint."
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Every /api/ path no route matched (the last route of config/urls.py): the one error
+    shape, DEBUG or not. `handler404` answers alike, but only with DEBUG off; with it on,
+    Django answers an unmatched path with its HTML debug page and never asks the handler.
+
+    Matching every /api/ path also stops APPEND_SLASH from seeing any as unmatched, so the
+    redirect it would have made for a page under /api/ (the schema, the docs) is made here."""
+    path = request.path_info
+    if request.method in ("GET", "HEAD") and not path.endswith("/"):
+        try:
+            slashed = resolve(path + "/")
+        except Resolver404:
+            slashed = None
+        if slashed is not None and slashed.func is not api_not_found:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return JsonResponse(error_body(404, "not_found", NO_SUCH_ENDPOINT), status=404)
 
 
 def json_or_default(status_code: int, code: str, message: str, default: Any) -> Any:

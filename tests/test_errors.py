@@ -101,10 +101,29 @@ def test_a_body_over_the_size_limit_says_too_large(client: Any, alice: Player) -
     assert_error(raw_post(client, UNLOCK_URL, oversized_unlock(alice)), 413, "too_large")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/achievements/unlock/nope", "/api/v2/games/"])
-def test_an_unknown_api_path_is_a_json_404(api: Api, db: Any, path: str) -> None:
+@pytest.mark.parametrize("debug", [False, True], ids=["DEBUG off", "DEBUG on"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nope", "/api/v1/nothing-here", "/api/v1/achievements/unlock/nope", "/api/v2/games/", "/api/"]
+)
+def test_an_unknown_api_path_is_a_json_404(api: Api, db: Any, settings: Any, path: str, debug: bool) -> None:
+    settings.DEBUG = debug
     assert_error(api.anonymous().get(path), 404, "not_found")
     assert_error(api.anonymous().post(path, {}, format="json"), 404, "not_found")
+    assert_error(api.anonymous().delete(path), 404, "not_found")
+
+
+def test_an_unknown_page_is_still_an_html_404(client: Any, db: Any, settings: Any) -> None:
+    settings.DEBUG = True
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_the_api_schema_and_docs_without_their_slash_redirect_to_it(client: Any, db: Any) -> None:
+    for path in ("/api/schema", "/api/docs"):
+        response = client.get(path + "?format=json")
+        assert response.status_code == 301
+        assert response["Location"] == path + "/?format=json"
 
 
 @pytest.mark.parametrize(
