@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -75,9 +76,16 @@ class ModerationPermission:
 
 
 class SeasonForm(forms.ModelForm):
-    """A saved season offers only its game's achievements, by name. A new one has no game
-    yet, so it offers every game's (already narrowed to the user's games by the admin),
-    labelled "Game · Achievement" and ordered by game; `clean` refuses another game's."""
+    """The achievement picker offers only the season's game's achievements, by name. A new
+    season's game is the one posted with the form, or given in the add link
+    (`add/?game=<id>`); before it has one the picker offers none, and says to save first
+    (a season saved with none counts every achievement). `clean` refuses another game's,
+    as `save_season` does."""
+
+    NEW_SEASON_HELP = (
+        "Choose the game and save (“Save and continue editing”): its achievements are offered "
+        "here then. None chosen: every achievement of the game counts."
+    )
 
     class Meta:
         model = Season
@@ -88,12 +96,26 @@ class SeasonForm(forms.ModelForm):
         field = self.fields.get("achievements")
         if field is None:
             return
-        if not self.instance._state.adding:
-            field.queryset = field.queryset.filter(game_id=self.instance.game_id)
-            field.label_from_instance = lambda achievement: achievement.name
+        game_id = self._game_id()
+        # Only a game the user may pick (the game field is scoped to their studios).
+        games = self.fields["game"].queryset if "game" in self.fields else Game.objects.all()
+        if game_id is None or not games.filter(pk=game_id).exists():
+            field.queryset = field.queryset.none()
+            field.help_text = self.NEW_SEASON_HELP
         else:
-            field.queryset = field.queryset.select_related("game").order_by("game__name", "position", "name")
-            field.label_from_instance = lambda achievement: f"{achievement.game.name} · {achievement.name}"
+            field.queryset = field.queryset.filter(game_id=game_id).order_by("position", "name")
+        field.label_from_instance = lambda achievement: achievement.name
+
+    def _game_id(self) -> uuid.UUID | None:
+        """The season's game: the saved one, else the one posted, else the add link's."""
+        if not self.instance._state.adding:
+            return self.instance.game_id
+        given = self.data.get(self.add_prefix("game")) if self.is_bound else self.initial.get("game")
+        given = getattr(given, "pk", given)
+        try:
+            return uuid.UUID(str(given)) if given else None
+        except ValueError:
+            return None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

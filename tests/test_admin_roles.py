@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django import forms
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
 from achievements.services import save_season
+from leaderboards.admin import SeasonForm
 from leaderboards.models import ModerationAction, Season, SeasonResult
 from leaderboards.services import close_season, hide_player
 from tests.conftest import achievement, make_player
@@ -258,15 +260,44 @@ def test_a_seasons_form_offers_only_its_games_achievements_by_name(
     assert "First Ore" not in offered
 
 
-def test_a_new_seasons_form_labels_every_achievement_with_its_game(
+def test_a_new_season_offers_no_achievements_until_it_has_a_game(manager: Player, game: Game, other_game: Game) -> None:
+    response = logged_in(manager).get(f"{SEASONS}add/")
+
+    assert offered_achievements(response) == []
+    assert "Choose the game and save" in response.content.decode()
+
+
+def test_a_new_season_for_a_game_offers_only_that_games_achievements(
     manager: Player, game: Game, other_game: Game
 ) -> None:
-    offered = offered_achievements(logged_in(manager).get(f"{SEASONS}add/"))
+    offered = offered_achievements(logged_in(manager).get(f"{SEASONS}add/?game={other_game.pk}"))
 
-    assert "Moon Miners · First Ore" in offered
-    assert "Star Raiders · First Flight" in offered
-    assert offered.index("Moon Miners · First Ore") < offered.index("Star Raiders · First Flight")
-    assert not any(str(game.pk) in label for label in offered)
+    assert offered == ["First Ore"]
+
+
+def test_a_new_season_posted_with_errors_offers_its_games_achievements(
+    manager: Player, game: Game, other_game: Game
+) -> None:
+    starts_at = datetime(2031, 3, 1, 18, 0, tzinfo=UTC)
+
+    response = logged_in(manager).post(
+        f"{SEASONS}add/", season_form(game, starts_at=starts_at, ends_at=starts_at - HOUR)
+    )
+
+    assert response.context["adminform"].form.errors
+    assert sorted(offered_achievements(response)) == sorted(game.achievements.values_list("name", flat=True))
+
+
+def test_the_picker_never_offers_the_achievements_of_a_game_the_user_may_not_pick(game: Game, other_game: Game) -> None:
+    studio_games = Game.objects.filter(pk=game.pk)
+
+    class ScopedToOneStudio(SeasonForm):  # as the admin scopes the game field to a studio's games
+        game = forms.ModelChoiceField(queryset=studio_games)
+
+    assert list(ScopedToOneStudio(initial={"game": other_game.pk}).fields["achievements"].queryset) == []
+    assert {a.api_name for a in ScopedToOneStudio(initial={"game": game.pk}).fields["achievements"].queryset} == set(
+        game.achievements.values_list("api_name", flat=True)
+    )
 
 
 def test_a_season_that_ends_before_it_starts_is_refused(manager: Player, game: Game) -> None:
@@ -392,3 +423,17 @@ def test_a_closed_season_opens_read_only_in_the_admin(manager: Player, game: Gam
     assert b'name="_save"' not in page.content
     assert changed.status_code == 403
     assert Season.objects.get(pk=season.pk).name == season.name
+
+
+def test_the_admin_shows_one_kind_of_api_key_the_games(db: Any) -> None:
+    root = make_player("root")
+    root.is_staff = root.is_superuser = True
+    root.save(update_fields=["is_staff", "is_superuser"])
+    client = logged_in(root)
+
+    models = {m["object_name"] for app in client.get("/admin/").context["app_list"] for m in app["models"]}
+
+    assert "GameKey" in models
+    assert "APIKey" not in models
+    assert client.get("/admin/tracker/gamekey/").status_code == 200
+    assert client.get("/admin/rest_framework_api_key/apikey/").status_code == 404

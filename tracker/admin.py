@@ -8,6 +8,7 @@ from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db import models
 from django.http import HttpRequest
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from tracker.auth import admin_games
 from tracker.models import Friendship, Game, GameKey, GameMember, Player
@@ -158,6 +159,12 @@ class GameAdmin(StudioScopedAdmin, admin.ModelAdmin):
     search_fields = ("name", "slug")
     readonly_fields = ("id", "achievement_count", "total_points", "created")
     inlines = [GameMemberInline]
+
+
+# The library registers its own APIKey model, which nothing here uses (every key is a
+# GameKey, tied to its game): one "API keys" entry, ours, so no key is made where none works.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
 
 
 @admin.register(GameKey)
