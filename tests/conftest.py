@@ -164,8 +164,6 @@ def rank_index(transactional_db: Any) -> Iterator[Any]:
     """The Redis rank index, empty and built (ready), for a transactional test."""
     from leaderboards import index, sync
 
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis (REDIS_URL)")
     store = index.redis_store()
     assert store is not None
     store.client.flushdb()

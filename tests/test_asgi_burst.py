@@ -38,13 +38,7 @@ BURST = 150
 BURST_POOL_TIMEOUT = "30"
 REQUEST_SECONDS = 60.0
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="needs PostgreSQL (DATABASE_URL): the pool is PostgreSQL's, and Daphne must share the test database",
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,4 @@
-"""Concurrent unlocks count exactly once: many requests at the same instant, each on its own connection.
-
-PostgreSQL only: SQLite serialises every writer on one file lock, so it proves nothing here.
-"""
+"""Concurrent unlocks count exactly once: many requests at the same instant, each on its own connection."""
 
 from __future__ import annotations
 
@@ -12,7 +9,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from achievements.models import Progress, Unlock
@@ -22,13 +18,7 @@ from tests.helpers import BATCH_URL, manifest, post, progress, stats, totals, un
 from tracker.models import Game, Player
 from tracker.services import game_key_create
 
-pytestmark = [
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="Concurrency tests need PostgreSQL (set DATABASE_URL; `make test` does).",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 20
 T = TypeVar("T")

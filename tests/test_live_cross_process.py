@@ -16,28 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from rest_framework_simplejwt.tokens import RefreshToken
+from websockets.asyncio import client as websockets_client
 
 from tests.conftest import achievement
 from tests.helpers import UNLOCK_URL, give
 from tests.servers import Server, daphne, gunicorn, post_json, running
 from tracker.models import Game, Player
 
-websockets_client = pytest.importorskip("websockets.asyncio.client", reason="needs the websockets package")
-
 DELIVERY_SECONDS = 1.0
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="needs PostgreSQL (DATABASE_URL): server subprocesses must share the test database",
-    ),
-    pytest.mark.skipif(
-        not settings.REDIS_URL, reason="needs Redis (REDIS_URL): the only channel layer that crosses processes"
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

@@ -499,10 +499,6 @@ def get(server: Server, path: str, token: str) -> tuple[int, dict[str, str], byt
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL,
-    reason="needs PostgreSQL and Redis: gunicorn shares the test database, the workers share Redis",
-)
 def test_a_burst_of_150_from_one_player_over_two_processes_lets_exactly_100_through(tmp_path: Path) -> None:
     player = make_player("burster")
     token = str(RefreshToken.for_user(player).access_token)

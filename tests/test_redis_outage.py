@@ -25,10 +25,7 @@ from tests.helpers import unlock
 from tests.servers import OwnRedis
 from tracker.models import Game, OutboxEvent
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 # The most one request may spend on an unanswering Redis: a handful of calls, each bounded
 # by REDIS_TIMEOUT (0.5 s). Before the timeouts, one unlock waited about 58 s.

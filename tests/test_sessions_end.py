@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
+from websockets.asyncio import client as websockets_client
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import PASSWORD, Api
 from tests.helpers import assert_error, post
@@ -393,17 +394,6 @@ def test_refusals_are_close_codes_after_the_handshake(alice: Player, bob: Player
 
 # --- Through a real Daphne ------------------------------------------------------------------
 
-websockets_client = pytest.importorskip("websockets.asyncio.client", reason="needs the websockets package")
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
-needs_postgres = pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-    reason="needs PostgreSQL (DATABASE_URL): the server subprocess must share the test database",
-)
-needs_redis = pytest.mark.skipif(
-    not settings.REDIS_URL, reason="needs Redis (REDIS_URL): the only channel layer that crosses processes"
-)
-
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
@@ -424,8 +414,6 @@ async def close_code(connection: Any, *, within: float = WAIT) -> int:
 
 
 @sockets
-@needs_postgres
-@needs_redis
 def test_daphne_refuses_with_close_codes_and_closes_revoked_sockets(
     server: Server, alice: Player, bob: Player, game: Game
 ) -> None:

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.conf import settings
+from playwright import sync_api
 
 from tests.browser.chromium import needs_chromium
 from tests.browser.test_player_journey import browser, shoot  # noqa: F401  (browser: a fixture)
@@ -25,7 +25,6 @@ from tests.conftest import PASSWORD
 from tracker.models import Game
 
 pytestmark = needs_chromium
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
 AXE = next((Path(settings.BASE_DIR) / "static" / "vendor").glob("axe-core-*/axe.min.js"))
 SERIOUS = ("serious", "critical")

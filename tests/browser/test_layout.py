@@ -40,7 +40,6 @@ from tests.helpers import give
 from tracker.models import Game, Player, Privacy
 
 pytestmark = needs_chromium
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
 LONG_NAME = "Commander_Aurelia_Nightingale_of_the_Outer_Rim"
 LONG_GAME = {

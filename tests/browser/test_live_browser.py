@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
+from playwright import sync_api
 
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, needs_chromium
 from tests.conftest import PASSWORD, achievement, make_player
@@ -29,13 +29,8 @@ LIVE_WAIT_MS = 5_000
 
 pytestmark = [
     needs_chromium,
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="needs PostgreSQL (DATABASE_URL): the Daphne subprocess must share the test database",
-    ),
     pytest.mark.django_db(transaction=True),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ def world(alice: Player, bob: Player, game: Game, game_key: str) -> World:
 @pytest.fixture
 def site(rank_index: Any, world: World, tmp_path: Path) -> Iterator[Server]:
     """Daphne serving pages, API and sockets (it reads ranks from the Redis index, which
-    `rank_index` keeps true; without Redis the test skips)."""
+    `rank_index` keeps true)."""
     with running({"daphne": daphne}, tmp_path) as [server]:
         yield server
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from django.db import connections
 from django.utils import timezone
+from playwright import sync_api
 
 from achievements.services import import_manifest
 from achievements.tasks import refresh_rarity
@@ -29,7 +30,6 @@ from tracker.models import Friendship, Game, Player
 T = TypeVar("T")
 
 pytestmark = needs_chromium
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
 
 def off_the_loop(work: Callable[[], T]) -> T:

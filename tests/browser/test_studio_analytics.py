@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from playwright import sync_api
 
 from achievements.services import import_manifest
 from analytics.aggregation import catch_up
@@ -26,7 +27,6 @@ from tests.helpers import give
 from tracker.models import Game, GameMember
 
 pytestmark = needs_chromium
-sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
 CHARTS = 11
 
