@@ -57,14 +57,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def shared_database_url() -> str:
-    """The URL of the test database pytest-django created (its NAME is the test one now)."""
+def shared_database_url(name: str | None = None) -> str:
+    """The URL of the test database pytest-django created (its NAME is the test one now),
+    or of database `name` on the same server.
+
+    HOST may be a directory, the server's UNIX socket (the embedded PostgreSQL listens on
+    nothing else): percent-encoded, it stays one host for dj_database_url and libpq alike.
+    """
     db = settings.DATABASES["default"]
     credentials = quote(db.get("USER") or "", safe="")
     if db.get("PASSWORD"):
         credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = f"{credentials}@" if credentials else ""
-    return f"postgres://{host}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    user = f"{credentials}@" if credentials else ""
+    host = quote(db.get("HOST") or "127.0.0.1", safe="")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{host}{port}/{quote(name or db['NAME'], safe='')}"
 
 
 def server_environment() -> dict[str, str]:
