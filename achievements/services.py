@@ -13,17 +13,18 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from achievements import selectors, tasks, unlock_sql
 from achievements.models import Achievement, Progress, Source, Unlock
 from infra import outbox, replicas
 from infra.errors import Conflict, Invalid, NotFound
-from infra.sql import flat, prep, rows_sql, table, to_python
+from infra.sql import prep, table
 from leaderboards.boards import Board, Member, Moves, Score
 from leaderboards.models import ModerationAction, Season, SeasonStanding
 from leaderboards.selectors import rank_on
-from leaderboards.services import apply_season_points, record_moderation
+from leaderboards.services import record_moderation
 from leaderboards.sync import (
     index_changes,
     push_and_rank,
@@ -32,7 +33,7 @@ from leaderboards.sync import (
     reindex_player_after_commit,
 )
 from stats import tasks as stats_tasks
-from stats.services import PointsDelta, apply_deltas
+from stats.services import take_back_unlock
 from tracker import selectors as tracker_selectors
 from tracker.models import Game, GameKey, Player
 from tracker.regions import Region
@@ -68,8 +69,8 @@ def unlock_achievements(
     The unique (player, achievement) constraint with ``ON CONFLICT DO NOTHING`` decides
     which unlocks are new; only those add points, in the same transaction, which also
     records an outbox event for the live side (notifications, rival alerts, rarity): the
-    relay sends it after commit, at least once (infra.outbox). On PostgreSQL the whole
-    durable write is one statement (achievements.unlock_sql). After commit the rank index
+    relay sends it after commit, at least once (infra.outbox). The whole durable write is
+    one statement (achievements.unlock_sql), the one home of the unlock's rules. After commit the rank index
     gets the new scores, and with `rank` each outcome its game-board rank, in one Redis call.
 
     Returns one outcome per request, in order; None where the player does not exist (or is
@@ -85,15 +86,8 @@ def unlock_achievements(
     # One row per pair, in a fixed order: concurrent batches then lock rows in one order.
     pairs = sorted({(r.player_id, r.achievement.pk): r.claimed_at for r in reversed(requests)}.items())
     top_level = not connection.in_atomic_block
-    if writes_in_one_statement():
-        # One statement is a transaction of its own: no BEGIN and COMMIT round trips.
-        written = _write_one_statement(pairs, at=at, source=source, game_key=game_key, live=live)
-    else:
-        with transaction.atomic():
-            achievements = {r.achievement.pk: r.achievement for r in requests}
-            written = _write_portable(pairs, achievements, at, source, game_key)
-            if live and written.created:
-                outbox.record("unlocks", written.event(at))
+    # One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+    written = _write(pairs, at=at, source=source, game_key=game_key, live=live)
     if live and written.created:
         outbox.wake()
     # Read your own writes: these players read the primary for a while (docs/replicas.md).
@@ -124,31 +118,17 @@ def unlock_achievements(
     return outcomes
 
 
-def writes_in_one_statement() -> bool:
-    return connection.vendor == "postgresql"
-
-
 @dataclass(frozen=True)
 class Written:
-    """What an unlock write changed, as either path returns it."""
+    """What the unlock statement changed, as Python values."""
 
     created: set[tuple[uuid.UUID, uuid.UUID]]
     players: dict[uuid.UUID, Member]  # every requested player that exists and is active
     moves: Moves  # every game, global and season board the new unlocks moved
     earlier: dict[tuple[uuid.UUID, uuid.UUID], datetime]  # when pairs not created were unlocked
-    new: list[tuple] = field(default_factory=list)  # (player_id, achievement_id, game_id, points)
-
-    def event(self, at: datetime) -> dict[str, Any]:
-        """The outbox payload of these unlocks (unlock_sql builds the same in SQL): the
-        unlocks, and the rises of the boards they moved (`Rise` rows)."""
-        return {
-            "at": at.isoformat(),
-            "unlocks": [[str(p), str(a), str(g), points] for p, a, g, points in self.new],
-            "rises": [list(rise) for rise in self.moves.rises()],
-        }
 
 
-def _write_one_statement(
+def _write(
     pairs: list[tuple[tuple[uuid.UUID, uuid.UUID], datetime | None]],
     *,
     at: datetime,
@@ -156,84 +136,39 @@ def _write_one_statement(
     game_key: GameKey | None,
     live: bool,
 ) -> Written:
-    created, players, moved, earlier = unlock_sql.write(
+    result = unlock_sql.write(
         [(p, a, claimed) for (p, a), claimed in pairs],
         at=at,
         source=source,
         game_key_id=game_key.pk if game_key else None,
         live=live,
     )
-    u, t = uuid.UUID, _timestamp
+    u = uuid.UUID
     return Written(
-        created={(u(p), u(a)) for p, a in created},
-        players={u(p): Member(region, hidden) for p, region, hidden in players},
+        created={(u(row["player_id"]), u(row["achievement_id"])) for row in result.created},
+        players={u(row["player_id"]): Member(row["region"], row["hidden"]) for row in result.players},
         moves=Moves(
             scores=[
-                Score(Board(kind, scope), player, points, t(reached), added)
-                for kind, scope, player, points, reached, added, _ in moved
+                Score(
+                    Board(row["kind"], row["scope"]),
+                    row["player_id"],
+                    row["points"],
+                    _timestamp(row["reached_at"]),
+                    row["added"],
+                )
+                for row in result.moved
             ],
-            season_regions={scope: region for kind, scope, *_, region in moved if kind == "season"},
+            season_regions={row["scope"]: row["season_region"] for row in result.moved if row["kind"] == "season"},
         ),
-        earlier={(u(p), u(a)): t(when) for p, a, when in earlier},
+        earlier={
+            (u(row["player_id"]), u(row["achievement_id"])): datetime.fromisoformat(row["unlocked_at"])
+            for row in result.earlier
+        },
     )
 
 
 def _timestamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _write_portable(
-    pairs: list[tuple[tuple[uuid.UUID, uuid.UUID], datetime | None]],
-    achievements: dict[Any, Achievement],
-    at: datetime,
-    source: str,
-    game_key: GameKey | None,
-) -> Written:
-    """The same write as unlock_sql's statement, in several statements, for SQLite."""
-    players = {p.pk: p for p in Player.objects.filter(pk__in={p for (p, _), _ in pairs}, is_active=True)}
-    rows = [
-        (
-            prep(Unlock, "player", p),
-            prep(Unlock, "achievement", a),
-            prep(Unlock, "game", achievements[a].game_id),
-            prep(Unlock, "unlocked_at", at),
-            prep(Unlock, "claimed_at", claimed),
-            source,
-            game_key.pk if game_key else None,
-        )
-        for (p, a), claimed in pairs
-        if p in players
-    ]
-    created: set[tuple[Any, Any]] = set()
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                INSERT INTO {table(Unlock)} (player_id, achievement_id, game_id, unlocked_at,
-                    claimed_at, source, game_key_id)
-                VALUES {rows_sql(rows)}
-                ON CONFLICT (player_id, achievement_id) DO NOTHING
-                RETURNING player_id, achievement_id
-                """,
-                flat(rows),
-            )
-            created = {
-                (to_python(Unlock, "player", p), to_python(Unlock, "achievement", a)) for p, a in cursor.fetchall()
-            }
-    new = [(p, a) for (p, a), _ in pairs if (p, a) in created]
-    totals = apply_deltas([PointsDelta(p, achievements[a].game_id, achievements[a].points, 1) for p, a in new], at=at)
-    seasons = apply_season_points([(players[p], achievements[a], at) for p, a in new], sign=1, at=at)
-    scores = [Score(Board.game(g), str(p), points, reached, added) for p, g, points, reached, added in totals.games]
-    scores += [
-        Score(Board.everywhere(), str(p), points, reached, added) for p, points, reached, added in totals.players
-    ]
-    return Written(
-        created=created,
-        players={pk: Member(p.region, p.boards_hidden) for pk, p in players.items()},
-        moves=Moves(scores + seasons.scores, seasons.season_regions),
-        earlier=_existing_unlock_times([pair for pair, _ in pairs if pair not in created]),
-        new=[(p, a, achievements[a].game_id, achievements[a].points) for p, a in new],
-    )
 
 
 def unlock_achievement(
@@ -404,11 +339,11 @@ def revoke_unlock(*, unlock: Unlock, actor: Player | None, reason: str) -> None:
         if unlock is None:
             raise NotFound("That unlock does not exist (already revoked?).")
         player, achievement = unlock.player, unlock.achievement
+        _take_back_season_points(unlock, at=now)
         unlock.delete()
         # Progress at the target would unlock it again on the next report.
         Progress.objects.filter(player=player, achievement=achievement).delete()
-        apply_deltas([PointsDelta(player.pk, achievement.game_id, -achievement.points, -1)], at=now)
-        apply_season_points([(player, achievement, unlock.unlocked_at)], sign=-1, at=now)
+        take_back_unlock(player_id=player.pk, game_id=achievement.game_id, points=achievement.points, at=now)
         record_moderation(
             kind=ModerationAction.Kind.REVOKE,
             actor=actor,
@@ -497,31 +432,66 @@ def recount_season(*, season: Season) -> int:
     if season.closed_at is not None:
         return 0
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Unlocks committing meanwhile wait to add their season points on top of the
-            # recount, and the recount sees every unlock committed before it: none is lost
-            # or counted twice. (SQLite serialises writers anyway.)
-            with connection.cursor() as cursor:
-                cursor.execute(f"LOCK TABLE {table(SeasonStanding)} IN SHARE ROW EXCLUSIVE MODE")
-        chosen = set(season.achievements.values_list("pk", flat=True))
-        unlocks = Unlock.objects.filter(
-            game=season.game_id, unlocked_at__gte=season.starts_at, unlocked_at__lt=season.ends_at
-        ).order_by("unlocked_at")
-        if season.region:
-            unlocks = unlocks.filter(player__region=season.region)
-        if chosen:
-            unlocks = unlocks.filter(achievement__in=chosen)
-        standings: dict[Any, SeasonStanding] = {}
-        for player_id, points, at in unlocks.values_list("player_id", "achievement__points", "unlocked_at"):
-            standing = standings.setdefault(
-                player_id,
-                SeasonStanding(season=season, player_id=player_id, points=0, achievement_count=0, updated_at=at),
+        # Unlocks committing meanwhile wait to add their season points on top of the
+        # recount, and the recount sees every unlock committed before it: none is lost
+        # or counted twice.
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {table(SeasonStanding)} IN SHARE ROW EXCLUSIVE MODE")
+        now = timezone.now()
+        counted = (
+            _counted_in(season)
+            .values("player_id")
+            .annotate(
+                points=Sum("achievement__points"),
+                n=Count("pk"),
+                reached=Max("unlocked_at", filter=Q(achievement__points__gt=0)),
             )
-            standing.points += points
-            standing.achievement_count += 1
-            if points:
-                standing.points_reached_at = at.replace(microsecond=0)
+            .order_by("player_id")
+        )
+        standings = [
+            SeasonStanding(
+                season=season,
+                player_id=row["player_id"],
+                points=row["points"],
+                achievement_count=row["n"],
+                # The board's tie-break: the second the last points were added, as the unlock
+                # statement keeps it.
+                points_reached_at=row["reached"].replace(microsecond=0) if row["reached"] else None,
+                updated_at=now,
+            )
+            for row in counted
+        ]
         SeasonStanding.objects.filter(season=season).delete()
-        SeasonStanding.objects.bulk_create(standings.values(), batch_size=2000)
+        SeasonStanding.objects.bulk_create(standings, batch_size=2000)
         transaction.on_commit(lambda: rebuild_season_board(season), robust=True)
     return len(standings)
+
+
+def _counted_in(season: Season) -> QuerySet[Unlock]:
+    """The unlocks that count in `season`, from scratch: of its game, inside its window
+    `[starts_at, ends_at)`, by a player of its region (if any), of its chosen achievements
+    (if any). The unlock statement (achievements/unlock.sql, `season_new`) applies the same
+    rule to each new unlock as it is written; tests/test_unlock_statement.py holds both to
+    one model."""
+    unlocks = Unlock.objects.filter(
+        game=season.game_id, unlocked_at__gte=season.starts_at, unlocked_at__lt=season.ends_at
+    )
+    if season.region:
+        unlocks = unlocks.filter(player__region=season.region)
+    chosen = season.achievements.all()
+    if chosen.exists():
+        unlocks = unlocks.filter(achievement__in=chosen)
+    return unlocks
+
+
+def _take_back_season_points(unlock: Unlock, *, at: datetime) -> None:
+    """Take a revoked unlock's points out of every open season it counted in (the rule of
+    `_counted_in`), before the unlock row is deleted. The points' reached time stays, as in
+    every other counter a revocation lowers."""
+    for season in Season.objects.filter(game=unlock.game_id, closed_at__isnull=True):
+        if _counted_in(season).filter(pk=unlock.pk).exists():
+            SeasonStanding.objects.filter(season=season, player=unlock.player_id).update(
+                points=F("points") - unlock.achievement.points,
+                achievement_count=F("achievement_count") - 1,
+                updated_at=at,
+            )

@@ -7,7 +7,6 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
@@ -17,6 +16,7 @@ from achievements.models import Achievement
 from achievements.selectors import achievement_data
 from config.celery import app as celery_app
 from infra import outbox, realtime
+from infra.outbox import BoardMovesPayload, UnlocksPayload
 from leaderboards import sync
 from leaderboards.boards import Rise
 from tracker.models import Game
@@ -63,8 +63,9 @@ def refresh_all_rarity() -> None:
         refresh_weighted_scores.delay(str(game_id))
 
 
-def relay_unlocks(events: list[dict[str, Any]]) -> None:
-    """The outbox handler of committed unlocks (payload: `services.Written.event`), in order:
+def relay_unlocks(events: list[UnlocksPayload]) -> None:
+    """The outbox handler of committed unlocks (payload: `infra.outbox.UnlocksPayload`,
+    built by the unlock statement), in order:
 
     1. a rarity refresh, debounced (best effort: the periodic refresh covers every game;
        inline, without a broker, it runs first so the toast shows the new rarity);
@@ -77,31 +78,26 @@ def relay_unlocks(events: list[dict[str, Any]]) -> None:
 
     Raises when the channel layer or Redis fails, so the batch stays pending.
     """
-    toasts: list[tuple[str, str, str]] = []
-    rises: list[Rise] = []
-    risen_at: list[datetime] = []
-    games: set[str] = set()
-    for event in events:
-        at = datetime.fromisoformat(event["at"])
-        toasts += [(player_id, achievement_id, event["at"]) for player_id, achievement_id, _, _ in event["unlocks"]]
-        games |= {game_id for _, _, game_id, _ in event["unlocks"]}
-        for row in event["rises"]:
-            rises.append(Rise(*row))
-            risen_at.append(at)
-    schedule_rarity_refresh(sorted(games))
-    achievements = Achievement.objects.in_bulk({uuid.UUID(a) for _, a, _ in toasts})
+    toasts = [(unlocked, event["at"]) for event in events for unlocked in event["unlocks"]]
+    rises = [(Rise.of(item), datetime.fromisoformat(event["at"])) for event in events for item in event["rises"]]
+    schedule_rarity_refresh(sorted({unlocked["game_id"] for unlocked, _ in toasts}))
+    achievements = Achievement.objects.in_bulk({uuid.UUID(unlocked["achievement_id"]) for unlocked, _ in toasts})
     realtime.broadcast(
         [
             (
-                realtime.player_group(player_id),
+                realtime.player_group(unlocked["player_id"]),
                 "achievement.unlocked",
-                {"player_id": player_id, "achievement": achievement_data(achievements[uuid.UUID(a)]), "timestamp": at},
+                {
+                    "player_id": unlocked["player_id"],
+                    "achievement": achievement_data(achievements[uuid.UUID(unlocked["achievement_id"])]),
+                    "timestamp": at,
+                },
             )
-            for player_id, a, at in toasts
-            if uuid.UUID(a) in achievements
+            for unlocked, at in toasts
+            if uuid.UUID(unlocked["achievement_id"]) in achievements
         ],
         strict=True,
     )
-    sync.push_rises(list(zip(rises, risen_at, strict=True)))
+    sync.push_rises(rises)
     if rises:
-        outbox.record("board_moves", {"rises": [list(rise) for rise in rises]})
+        outbox.record("board_moves", BoardMovesPayload(rises=[rise.item() for rise, _ in rises]))

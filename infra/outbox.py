@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -39,7 +39,94 @@ log = logging.getLogger("questboard.outbox")
 
 BATCH = 500
 
-Handler = Callable[[list[dict[str, Any]]], None]
+
+# --- The payload of each kind: named fields, never positions (docs/outbox.md) -------------
+
+
+class Unlocked(TypedDict):
+    """One new unlock (ids as strings)."""
+
+    player_id: str
+    achievement_id: str
+    game_id: str
+    points: int
+
+
+class RiseItem(TypedDict):
+    """Points of one player that unlocks raised on one all-regions board
+    (`leaderboards.boards.Rise`)."""
+
+    kind: str  # "game" | "global" | "season"
+    scope: str  # game id or season id; "" for global
+    player_id: str
+    before: int
+    after: int
+
+
+class UnlocksPayload(TypedDict):
+    """kind "unlocks": written by the unlock statement (achievements/unlock.sql)."""
+
+    at: str  # ISO 8601, the unlock time
+    unlocks: list[Unlocked]
+    rises: list[RiseItem]
+
+
+class BoardMovesPayload(TypedDict):
+    """kind "board_moves": written by `achievements.tasks.relay_unlocks`."""
+
+    rises: list[RiseItem]
+
+
+class ReindexPayload(TypedDict):
+    """kind "reindex": written by `leaderboards.sync.reindex_player_after_commit`."""
+
+    players: list[str]
+
+
+class SessionsPayload(TypedDict):
+    """kind "sessions": written by `tracker.services` when a player's access is revoked."""
+
+    player: str
+
+
+PAYLOADS: dict[str, type] = {
+    "unlocks": UnlocksPayload,
+    "board_moves": BoardMovesPayload,
+    "reindex": ReindexPayload,
+    "sessions": SessionsPayload,
+}
+
+Payload = UnlocksPayload | BoardMovesPayload | ReindexPayload | SessionsPayload
+Handler = Callable[[list[Any]], None]
+
+
+def rise_item(rise: RiseItem | list[Any]) -> RiseItem:
+    """A rise as named fields. Until the release after this one, also the list
+    ``[kind, scope, player, before, after]`` that the previous release wrote into
+    outbox rows and Celery messages still in flight at the upgrade."""
+    if isinstance(rise, dict):
+        return rise
+    kind, scope, player_id, before, after = rise
+    return {"kind": kind, "scope": scope, "player_id": player_id, "before": before, "after": after}
+
+
+def upgraded(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` in the current shape of its kind. The previous release wrote the unlocks
+    and rises of "unlocks" and "board_moves" as lists; rows it left pending at the
+    upgrade are read through this for one release (docs/outbox.md, "Upgrading")."""
+    if kind == "unlocks" and any(isinstance(u, list) for u in payload["unlocks"]):
+        payload = {
+            **payload,
+            "unlocks": [
+                u
+                if isinstance(u, dict)
+                else dict(zip(("player_id", "achievement_id", "game_id", "points"), u, strict=True))
+                for u in payload["unlocks"]
+            ],
+        }
+    if kind in {"unlocks", "board_moves"}:
+        payload = {**payload, "rises": [rise_item(rise) for rise in payload["rises"]]}
+    return payload
 
 
 @cache
@@ -47,7 +134,7 @@ def handler_for(kind: str) -> Handler:
     return import_string(settings.OUTBOX_HANDLERS[kind])
 
 
-def record(kind: str, payload: dict[str, Any]) -> None:
+def record(kind: str, payload: Payload) -> None:
     """Record an event in the current transaction; it is relayed after commit."""
     OutboxEvent.objects.create(kind=kind, payload=payload, created=timezone.now())
     wake()
@@ -69,7 +156,7 @@ def relay_batch(kind: str, limit: int = BATCH) -> int:
             return 0
         events = list(OutboxEvent.objects.filter(kind=kind).order_by("id")[:limit])
         if events:
-            handler_for(kind)([event.payload for event in events])
+            handler_for(kind)([upgraded(kind, event.payload) for event in events])
             OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).delete()
     return len(events)
 
@@ -98,11 +185,9 @@ def relay_pending() -> int:
     return relayed
 
 
-def latest_id() -> int | None:
-    """The last event id handed out (PostgreSQL: the id sequence, O(1) however many dead
-    rows the table holds); None where there is no such shortcut."""
-    if connection.vendor != "postgresql":
-        return None
+def latest_id() -> int:
+    """The last event id handed out: the id sequence, O(1) however many dead rows the
+    table holds."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT last_value FROM {_sequence()}")
         return cursor.fetchone()[0]
@@ -119,6 +204,5 @@ def vacuum() -> None:
     """Reclaim relayed events. A queue table's deleted rows are skipped by every read
     until vacuumed, and autovacuum visits a table at most once a minute: at hundreds of
     events a second that made each look for pending events cost milliseconds."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"VACUUM {OutboxEvent._meta.db_table}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM {OutboxEvent._meta.db_table}")

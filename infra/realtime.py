@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 from asgiref.sync import async_to_sync
@@ -33,6 +33,9 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
 
 from infra import tokens
+
+if TYPE_CHECKING:
+    from infra.outbox import SessionsPayload
 
 log = logging.getLogger("questboard.realtime")
 
@@ -119,7 +122,7 @@ def broadcast_on_commit(messages: list[Message]) -> None:
         transaction.on_commit(lambda: broadcast(messages), robust=True)
 
 
-def relay_session_checks(events: list[dict[str, Any]]) -> None:
+def relay_session_checks(events: list[SessionsPayload]) -> None:
     """Outbox handler of "sessions" (recorded by tracker.services whenever a player's access
     is revoked: password set, deactivated, every session ended). Tells every socket of each
     player to check its credentials again; those that no longer hold close with 4401.

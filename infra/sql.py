@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db import connection, models
 from django.db.backends.utils import CursorWrapper
-from django.db.models import F
 
 
 def table(model: type[models.Model]) -> str:
@@ -16,7 +15,7 @@ def table(model: type[models.Model]) -> str:
 
 
 def prep(model: type[models.Model], field: str, value: Any) -> Any:
-    """A Python value as this backend stores it (UUIDs and datetimes differ by backend)."""
+    """A Python value as the database adapter takes it for `model.field`."""
     return model._meta.get_field(field).get_db_prep_value(value, connection, prepared=False)
 
 
@@ -31,8 +30,7 @@ def flat(rows: Iterable[Sequence[Any]]) -> list[Any]:
 
 
 def to_python(model: type[models.Model], field: str, value: Any) -> Any:
-    """A value returned by a raw statement as the ORM would give it (SQLite returns text,
-    and its datetimes without an offset: they are UTC)."""
+    """A value returned by a raw statement as the ORM would give it (naive datetimes are UTC)."""
     value = model._meta.get_field(field).to_python(value)
     if isinstance(value, datetime) and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -53,18 +51,17 @@ def add_counters(
     Each row is ``(*key_values, points, count, extra_params...)``. Nothing is read before it
     is written, so concurrent writers to the same row serialise on its lock and no increment
     is lost. A positive points delta moves `points_reached_at` to `at` (the board
-    tie-break); a negative one keeps the earlier time. Returns ``(*keys, points,
-    points_reached_at)`` for every row written, as Python values.
+    tie-break). Returns ``(*keys, points, points_reached_at)`` for every row written, as
+    Python values.
 
+    Deltas are never negative (an insert of a negative row would break the table's
+    non-negative checks before the conflict applies); a revocation lowers rows in place.
     The caller sorts `rows` by key so that concurrent writers lock rows in one order.
-    Rows that take points away (revocations) update existing rows instead: an insert of a
-    negative row would break the table's non-negative checks before the conflict applies.
     """
-    taken = [row for row in rows if row[len(keys)] < 0 or row[len(keys) + 1] < 0]
-    rows = [row for row in rows if row not in taken]
-    returned = _take_away(model, keys, taken, at)
     if not rows:
-        return returned
+        return []
+    if any(row[len(keys)] < 0 or row[len(keys) + 1] < 0 for row in rows):
+        raise ValueError("add_counters only adds; lower rows in place instead.")
     insert_extra = insert_extra or {}
     update_extra = update_extra or {}
     name = table(model)
@@ -97,19 +94,7 @@ def add_counters(
         )
         added = cursor.fetchall()
     fields = [*keys, "points", "points_reached_at"]
-    return returned + [tuple(to_python(model, f, v) for f, v in zip(fields, row, strict=True)) for row in added]
-
-
-def _take_away(model: type[models.Model], keys: tuple[str, ...], rows: Sequence[tuple[Any, ...]], at: Any) -> list:
-    """Subtract (points, count) from rows that exist; the points' reached time stays."""
-    returned = []
-    for row in rows:
-        lookup = dict(zip(keys, row[: len(keys)], strict=True))
-        points, count = row[len(keys) : len(keys) + 2]
-        matched = model.objects.filter(**lookup)
-        matched.update(points=F("points") + points, achievement_count=F("achievement_count") + count, updated_at=at)
-        returned += list(matched.values_list(*keys, "points", "points_reached_at"))
-    return returned
+    return [tuple(to_python(model, f, v) for f, v in zip(fields, row, strict=True)) for row in added]
 
 
 def prepared_cursor() -> CursorWrapper:

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
 
+from infra.outbox import RiseItem
 from leaderboards.models import Season, SeasonStanding
 from stats.models import PlayerGameStats, PlayerTotals
 
@@ -91,8 +92,8 @@ class Change(NamedTuple):
 
 class Score(NamedTuple):
     """A player's points on one all-regions board as a write left them, and how many of
-    them that write `added`: what moved where, computed once by the write (both unlock
-    paths) and read by the rank index (`leaderboards.sync.index_changes`) and, as a
+    them that write `added`: what moved where, computed once by the write (the unlock
+    statement's `moved` rows) and read by the rank index (`leaderboards.sync.index_changes`) and, as a
     `Rise`, by the live side."""
 
     board: Board
@@ -118,8 +119,9 @@ class Moves(NamedTuple):
 
 
 class Rise(NamedTuple):
-    """Points of one player that an unlock raised on one all-regions board. A plain tuple
-    on the wire (the outbox and Celery carry it as a list): `Rise(*row)` reads it back."""
+    """Points of one player that an unlock raised on one all-regions board. On the wire
+    (the outbox and Celery) it is an object with named fields, `infra.outbox.RiseItem`:
+    `item()` writes it and `of()` reads it back."""
 
     kind: str  # "game" | "global" | "season"
     scope: str  # game id or season id; "" for global
@@ -130,6 +132,25 @@ class Rise(NamedTuple):
     @property
     def board(self) -> Board:
         return Board(self.kind, self.scope)
+
+    def item(self) -> RiseItem:
+        return {
+            "kind": self.kind,
+            "scope": self.scope,
+            "player_id": self.player_id,
+            "before": self.before,
+            "after": self.after,
+        }
+
+    @classmethod
+    def of(cls, item: RiseItem) -> Rise:
+        return cls(
+            kind=item["kind"],
+            scope=item["scope"],
+            player_id=item["player_id"],
+            before=item["before"],
+            after=item["after"],
+        )
 
 
 def boards_of(base: Board, region: str) -> list[Board]:

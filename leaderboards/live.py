@@ -122,9 +122,10 @@ def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
         lambda store: store.moves([(board, rise.player_id, rise.before) for board, rise, _ in asked])
     )
     messages: list[realtime.Message] = []
-    for (board, (kind, scope, player_id, old, new), player), moved in zip(asked, found, strict=True):
+    for (board, rise, player), moved in zip(asked, found, strict=True):
         if moved is None:
             continue
+        kind, scope, player_id, old, new = rise.kind, rise.scope, rise.player_id, rise.before, rise.after
         rank, above_before = moved
         old_rank = above_before if old > 0 else None  # counts this player too, now ahead of their old score
         game_id = scope if kind == "game" else seasons.get(scope, (None, ""))[0] if kind == "season" else None

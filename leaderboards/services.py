@@ -1,11 +1,12 @@
-"""Writes that move boards: season points, moderation, season close. Keeping the rank index
-in step with them is `leaderboards.sync`; the live events of board moves, `leaderboards.live`."""
+"""Writes that move boards: moderation, season close. Season points are added by the
+unlock statement (achievements/unlock.sql) and recounted by `achievements.services`.
+Keeping the rank index in step with them is `leaderboards.sync`; the live events of board
+moves, `leaderboards.live`."""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +15,9 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from infra import realtime
-from infra.sql import add_counters
 from leaderboards import index, ranking
-from leaderboards.boards import Board, Moves, Score
-from leaderboards.models import ModerationAction, Season, SeasonResult, SeasonStanding
+from leaderboards.boards import Board
+from leaderboards.models import ModerationAction, Season, SeasonResult
 from leaderboards.sync import reindex_player_after_commit
 from tracker.auth import EVERYONE, rows_for
 from tracker.models import Player
@@ -28,63 +28,6 @@ log = logging.getLogger("questboard.leaderboards")
 # Seasons close this long after their end, so that an unlock transaction that began
 # before the end has certainly committed its season points.
 CLOSE_GRACE = timedelta(seconds=30)
-
-
-# --- Season points, inside the unlock (or revocation) transaction -------------------------
-
-
-def apply_season_points(items: Sequence[tuple[Player, Any, datetime]], *, sign: int, at: datetime) -> Moves:
-    """Add (sign=1) or remove (sign=-1) the points of unlocks to every open season they
-    count in. `items` are (player, achievement, unlocked_at). An unlock counts in a season
-    of its game when unlocked_at is inside [starts_at, ends_at), the player is of the
-    season's region (if it has one) and the achievement is among the season's chosen ones
-    (if it has any). Closed seasons are archived and never change.
-
-    Returns what moved: each standing written, with the points added, and its season's region.
-    """
-    none = Moves([], {})
-    if not items:
-        return none
-    times = [unlocked_at for *_, unlocked_at in items]
-    seasons = list(
-        Season.objects.filter(
-            game_id__in={achievement.game_id for _, achievement, _ in items},
-            closed_at__isnull=True,
-            starts_at__lte=max(times),
-            ends_at__gt=min(times),
-        )
-    )
-    if not seasons:
-        return none
-    chosen: dict[Any, set[Any]] = defaultdict(set)
-    for season_id, achievement_id in Season.achievements.through.objects.filter(season__in=seasons).values_list(
-        "season_id", "achievement_id"
-    ):
-        chosen[season_id].add(achievement_id)
-
-    deltas: dict[tuple[Any, Any], list[int]] = defaultdict(lambda: [0, 0])
-    for player, achievement, unlocked_at in items:
-        for season in seasons:
-            if (
-                season.game_id == achievement.game_id
-                and season.starts_at <= unlocked_at < season.ends_at
-                and (not season.region or season.region == player.region)
-                and (season.pk not in chosen or achievement.pk in chosen[season.pk])
-            ):
-                bucket = deltas[(season.pk, player.pk)]
-                bucket[0] += sign * achievement.points
-                bucket[1] += sign
-    if not deltas:
-        return none
-    rows = [(season_id, player_id, points, count) for (season_id, player_id), (points, count) in sorted(deltas.items())]
-    written = add_counters(SeasonStanding, keys=("season", "player"), rows=rows, at=at.replace(microsecond=0))
-    return Moves(
-        scores=[
-            Score(Board.season(season_id), str(player_id), points, reached, deltas[(season_id, player_id)][0])
-            for season_id, player_id, points, reached in written
-        ],
-        season_regions={str(season.pk): season.region for season in seasons},
-    )
 
 
 # --- Moderation ---------------------------------------------------------------------------

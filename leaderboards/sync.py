@@ -23,6 +23,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from infra import outbox
+from infra.outbox import ReindexPayload
 from leaderboards import index, selectors
 from leaderboards.boards import KEY_PREFIX, Board, Change, Member, Moves, Rise, Score, boards_of, uuid_of
 from leaderboards.models import (
@@ -262,7 +263,7 @@ def reindex_player_after_commit(player: Player) -> None:
     """After moderation or an admin edit: the player's entries from the truth, right after
     commit and again through the outbox, in order behind every unlock relayed before it."""
     transaction.on_commit(lambda: reindex_players([player.pk]), robust=True)
-    outbox.record("reindex", {"players": [str(player.pk)]})
+    outbox.record("reindex", ReindexPayload(players=[str(player.pk)]))
 
 
 def reindex_players(player_ids: Iterable[Any], *, strict: bool = False) -> None:

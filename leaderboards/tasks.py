@@ -8,6 +8,8 @@ from typing import Any
 from celery import shared_task
 from redis.exceptions import RedisError
 
+from infra import outbox
+from infra.outbox import BoardMovesPayload, ReindexPayload, RiseItem
 from leaderboards import index, live, services, sync
 from leaderboards.boards import Rise
 from tracker.models import Game
@@ -46,7 +48,7 @@ def close_due_seasons() -> int:
 RISES_PER_TASK = 200
 
 
-def relay_board_moves(events: list[dict[str, Any]]) -> None:
+def relay_board_moves(events: list[BoardMovesPayload]) -> None:
     """Outbox handler: hand the rises of a batch of unlocks to the workers, RISES_PER_TASK
     to a task. Raises when the broker is unreachable, so the events stay pending (and only
     these); a repeat after a partial publish sends some moves twice, which is harmless."""
@@ -56,19 +58,20 @@ def relay_board_moves(events: list[dict[str, Any]]) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
-def announce_board_moves(self: Any, rises: list[list[Any]]) -> int:
+def announce_board_moves(self: Any, rises: list[RiseItem]) -> int:
     """leaderboard.updated on every board that moved, and rival alerts (recorded, then
     sent): `live.announce_rises`. While the channel layer is unreachable the task is
     retried with a growing pause; its alerts are recorded only with a successful send."""
     try:
-        return live.announce_rises([Rise(*rise) for rise in rises])
+        # `rise_item`: tasks the previous release queued carry rises as lists.
+        return live.announce_rises([Rise.of(outbox.rise_item(rise)) for rise in rises])
     except Exception as error:
         if self.request.is_eager:
             raise
         raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
 
 
-def relay_reindex(events: list[dict[str, Any]]) -> None:
+def relay_reindex(events: list[ReindexPayload]) -> None:
     """Outbox handler: write moderated players' entries from the truth, in order with the
     unlocks before them (a late unlock event cannot undo a revocation). Raises RedisError."""
     sync.reindex_players({player_id for event in events for player_id in event["players"]}, strict=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,90 +14,21 @@ from django.utils import timezone
 
 from infra.errors import Conflict, Invalid
 from infra.locks import lock_until_commit
-from infra.sql import add_counters, prep, table
+from infra.sql import add_counters, prep
 from stats.models import PlayerGameStats, PlayerTotals, PlaySession
 from tracker.models import Game, Player
 
 
-@dataclass(frozen=True)
-class PointsDelta:
-    """A change to one player's totals in one game."""
-
-    player_id: UUID
-    game_id: UUID
-    points: int
-    achievements: int
-
-
-@dataclass(frozen=True)
-class NewTotals:
-    """Rows as they stand after `apply_deltas`, with the points it added:
-    (player_id, game_id, points, reached_at, added) per game, and (player_id, points,
-    reached_at, added) overall."""
-
-    games: list[tuple]
-    players: list[tuple]
-
-
-def apply_deltas(deltas: Iterable[PointsDelta], *, at: datetime) -> NewTotals:
-    """Add `deltas` to the per-game stats and the per-player totals, exactly.
-
-    Completion is recomputed in the same statement as unlocked over the game's whole set,
-    hidden achievements included. `at` is truncated to the second: boards break ties by
-    the second a score was reached (see leaderboards.ranking).
-    """
-    per_game: dict[tuple[UUID, UUID], list[int]] = defaultdict(lambda: [0, 0])
-    per_player: dict[UUID, list[int]] = defaultdict(lambda: [0, 0])
-    for delta in deltas:
-        for bucket in (per_game[(delta.player_id, delta.game_id)], per_player[delta.player_id]):
-            bucket[0] += delta.points
-            bucket[1] += delta.achievements
-    if not per_game:
-        return NewTotals([], [])
-    at = at.replace(microsecond=0)
-
-    def completion(count: str, game: str) -> str:
-        return (
-            f"COALESCE(100.0 * {count} / (SELECT NULLIF(g.achievement_count, 0)"
-            f" FROM {table(Game)} g WHERE g.id = {game}), 0)"
-        )
-
-    when = prep(PlayerGameStats, "last_activity", at)
-    games = add_counters(
-        PlayerGameStats,
-        keys=("player", "game"),
-        # Trailing values fill the %s of insert_extra, in order.
-        rows=[
-            (player_id, game_id, points, count, count, prep(PlayerGameStats, "game", game_id), when, when)
-            for (player_id, game_id), (points, count) in sorted(per_game.items())
-        ],
-        at=at,
-        insert_extra={
-            "completion": completion("%s", "%s"),
-            "first_activity": "%s",
-            "last_activity": "%s",
-            "playtime_seconds": "0",
-        },
-        update_extra={
-            "completion": completion("(t.achievement_count + excluded.achievement_count)", "excluded.game_id"),
-            # A revocation (negative count) is not activity by the player.
-            "last_activity": "CASE WHEN excluded.achievement_count > 0"
-            " THEN excluded.last_activity ELSE t.last_activity END",
-        },
-    )
-    players = add_counters(
-        PlayerTotals,
-        keys=("player",),
-        rows=[(player_id, points, count) for player_id, (points, count) in sorted(per_player.items())],
-        at=at,
-    )
-    for (player_id, game_id), (_, count) in per_game.items():
-        if count < 0:  # revocations update in place, without the completion expression
-            refresh_completion(game=Game.objects.get(pk=game_id), player_ids=[player_id])
-    return NewTotals(
-        games=[(*row, per_game[(row[0], row[1])][0]) for row in games],
-        players=[(*row, per_player[row[0]][0]) for row in players],
-    )
+def take_back_unlock(*, player_id: UUID, game_id: UUID, points: int, at: datetime) -> None:
+    """Take a revoked unlock out of the player's stats in its game and totals, exactly
+    (each row lowered in place, so a concurrent unlock's increment is never lost), and
+    recompute that completion. The points' reached time stays: the board tie-break of the
+    points the player still holds. Adding unlocks is the unlock statement's
+    (achievements/unlock.sql), nowhere else."""
+    lowered = {"points": F("points") - points, "achievement_count": F("achievement_count") - 1, "updated_at": at}
+    PlayerGameStats.objects.filter(player_id=player_id, game_id=game_id).update(**lowered)
+    PlayerTotals.objects.filter(player_id=player_id).update(**lowered)
+    refresh_completion(game=Game.objects.get(pk=game_id), player_ids=[player_id])
 
 
 def refresh_completion(*, game: Game, player_ids: Iterable[UUID] | None = None) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 from redis.exceptions import ConnectionError as RedisDown
 
@@ -130,7 +131,7 @@ def test_a_failed_live_send_leaves_no_rival_alert_behind(
     outbox.relay_pending()
     layer.sent.clear()
     Notification.objects.all().delete()
-    rises = [("game", str(game.pk), str(bob.pk), 0, 25)]
+    rises = [{"kind": "game", "scope": str(game.pk), "player_id": str(bob.pk), "before": 0, "after": 25}]
     layer.up = False
     with pytest.raises(RedisDown):
         board_tasks.announce_board_moves(rises)
@@ -157,6 +158,55 @@ def test_the_relay_command_relays_what_is_pending(alice: Player, game: Game, lay
     give(alice, achievement(game, "FIRST_FLIGHT"))
     call_command("relay_outbox", "--once")
     assert len(layer.events("achievement.unlocked")) == 1 and pending() == []
+
+
+@pytest.mark.usefixtures("relayed_by_hand")
+def test_the_unlock_statement_records_named_fields(alice: Player, game: Game, layer: Layer) -> None:
+    first_flight = achievement(game, "FIRST_FLIGHT")
+    give(alice, first_flight)
+
+    [payload] = OutboxEvent.objects.filter(kind="unlocks").values_list("payload", flat=True)
+    assert set(payload) == set(outbox.UnlocksPayload.__annotations__)
+    assert payload["unlocks"] == [
+        {"player_id": str(alice.pk), "achievement_id": str(first_flight.pk), "game_id": str(game.pk), "points": 10}
+    ]
+    assert {(r["kind"], r["player_id"], r["before"], r["after"]) for r in payload["rises"]} == {
+        ("game", str(alice.pk), 0, 10),
+        ("global", str(alice.pk), 0, 10),
+    }
+    outbox.relay_pending()
+    [moves] = layer.events("leaderboard.updated")[:1]
+    assert moves[1]["points"] == 10
+
+
+@pytest.mark.usefixtures("relayed_by_hand")
+def test_events_the_previous_release_left_pending_as_lists_are_still_relayed(
+    friends: None, alice: Player, bob: Player, game: Game, layer: Layer
+) -> None:
+    """Rows written before the upgrade, in the old positional shape, are read for one
+    release (docs/outbox.md, "Upgrading"): the toast, the index and the rival alert follow."""
+    ace = achievement(game, "ACE_PILOT")
+    give(bob, ace)
+    OutboxEvent.objects.all().delete()  # as if the statement had written the old shape instead
+    layer.sent.clear()
+    Notification.objects.all().delete()
+    OutboxEvent.objects.create(
+        kind="unlocks",
+        payload={
+            "at": "2026-01-01T00:00:00+00:00",
+            "unlocks": [[str(bob.pk), str(ace.pk), str(game.pk), 25]],
+            "rises": [["game", str(game.pk), str(bob.pk), 0, 25]],
+        },
+        created=timezone.now(),
+    )
+
+    outbox.relay_pending()
+
+    assert pending() == []
+    [(group, toast)] = layer.events("achievement.unlocked")
+    assert (group, toast["achievement"]["api_name"]) == (realtime.player_group(bob.pk), "ACE_PILOT")
+    [(group, alert)] = layer.events("rival.passed")
+    assert (group, alert["rival_id"]) == (realtime.player_group(alice.pk), str(bob.pk))
 
 
 def test_a_historical_import_records_no_live_event(alice: Player, game: Game, layer: Layer) -> None:

@@ -1,0 +1,91 @@
+"""The unlock statement's text (achievements/unlock.sql) against the models it writes: a
+renamed table or column fails here, by name, instead of on the first unlock in production."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from django.apps import apps
+
+from achievements import unlock_sql
+from infra import outbox
+
+SQL = unlock_sql.STATEMENT
+CTES = re.findall(r"^(\w+) AS \($", SQL, flags=re.MULTILINE)
+
+
+def tables_of_models() -> dict[str, set[str]]:
+    """Every model's table and its columns."""
+    return {
+        model._meta.db_table: {f.column for f in model._meta.concrete_fields}
+        for model in apps.get_models(include_auto_created=True)
+    }
+
+
+def test_every_table_the_statement_names_is_a_models_table() -> None:
+    named = {name for _, name in re.findall(r"\b(FROM|JOIN|INTO|(?<!DO )UPDATE)\s+(\w+)", SQL)}
+    unknown = named - set(tables_of_models()) - set(CTES) - {"unnest"}
+
+    assert unknown == set()
+    assert named & set(tables_of_models()) >= {
+        "achievements_unlock",
+        "achievements_achievement",
+        "tracker_player",
+        "tracker_game",
+        "stats_playergamestats",
+        "stats_playertotals",
+        "leaderboards_season",
+        "leaderboards_season_achievements",
+        "leaderboards_seasonstanding",
+        "tracker_outboxevent",
+    }
+
+
+def test_every_column_the_statement_inserts_is_a_column_of_its_table() -> None:
+    models = tables_of_models()
+    inserts = re.findall(r"INSERT INTO (\w+)(?: AS \w+)?\s*\(([^)]*)\)", SQL)
+
+    assert len(inserts) == 5
+    for table, columns in inserts:
+        assert {c.strip() for c in columns.split(",")} <= models[table], table
+
+
+def test_every_column_read_through_an_alias_is_a_column_of_its_table() -> None:
+    models = tables_of_models()
+    aliases = dict(re.findall(r"\b(?:FROM|JOIN)\s+(\w+)\s+(?:AS\s+)?([a-z])\b", SQL))
+    by_alias = {alias: table for table, alias in aliases.items() if table in models}
+    checked = 0
+    for alias, column in set(re.findall(r"\b([a-z])\.(\w+)\b", SQL)):
+        if alias in by_alias:
+            assert column in models[by_alias[alias]], f"{alias}.{column} ({by_alias[alias]})"
+            checked += 1
+    assert checked >= 10  # p.is_active, a.points, s.starts_at, c.achievement_id, g.achievement_count, ...
+
+
+def test_each_step_of_the_statement_says_which_it_is() -> None:
+    for cte in CTES:
+        before = SQL[: SQL.index(f"\n{cte} AS (")].rstrip().splitlines()[-1].strip()
+        assert before.startswith("-- "), cte
+
+
+def test_the_reply_names_the_columns_the_writer_reads() -> None:
+    reply = SQL[SQL.rindex("\nSELECT") :]
+    named = re.findall(r"\) AS (\w+)", reply)
+
+    assert named == [f.name for f in dataclasses.fields(unlock_sql.Result)]
+
+
+def test_the_outbox_row_has_the_fields_of_its_payload() -> None:
+    outbox_step = SQL[SQL.index("\noutbox AS (") : SQL.rindex("\nSELECT")]
+    keys = set(re.findall(r"'(\w+)', ", outbox_step))
+
+    assert set(outbox.UnlocksPayload.__annotations__) <= keys
+    assert set(outbox.Unlocked.__annotations__) <= keys
+    assert set(outbox.RiseItem.__annotations__) <= keys
+
+
+def test_every_outbox_kind_has_a_named_payload() -> None:
+    from django.conf import settings
+
+    assert set(outbox.PAYLOADS) == set(settings.OUTBOX_HANDLERS)
