@@ -3,9 +3,6 @@
 A lock is named by a string (``"session:<player>:<game>"``, ``"analytics-run:<game>"``),
 hashed to PostgreSQL's 64-bit key space with ``hashtextextended(name, 0)``, so every
 caller and every process computes the same key from the same name.
-
-On any other database (SQLite in the embedded default) the locks are granted at once:
-SQLite serialises writers, and the embedded default runs one periodic process.
 """
 
 from __future__ import annotations
@@ -23,8 +20,6 @@ def lock_until_commit(name: str, *, wait: bool = True) -> bool:
     """Take the lock `name` until the current transaction ends (call it inside
     ``transaction.atomic()``). Waiting (the default), it returns True once taken; with
     ``wait=False`` it returns at once whether it was taken (False: someone holds it)."""
-    if default_connection.vendor != "postgresql":
-        return True
     function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     with default_connection.cursor() as cursor:
         cursor.execute(f"SELECT {function}({KEY})", [name])
@@ -38,9 +33,6 @@ def hold_if_free(name: str, *, connection: BaseDatabaseWrapper | None = None) ->
     transactions, for this database session) until the block ends. `connection`: another
     database session than the default one, as a test holding the lock for another process."""
     db = connection or default_connection
-    if db.vendor != "postgresql":
-        yield True
-        return
     with db.cursor() as cursor:
         cursor.execute(f"SELECT pg_try_advisory_lock({KEY})", [name])
         mine = bool(cursor.fetchone()[0])
