@@ -10,6 +10,7 @@ writes, with no network; each test then talks to a gunicorn worker over HTTP.
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 import uuid
@@ -78,7 +79,12 @@ def part(name: str) -> Any:
 
 
 def test_a_game_server_unlocks_with_its_key_and_reads_the_answer_as_typed_models(
-    client_package: ModuleType, game: Game, game_key: str, alice: Player, tmp_path: Path
+    client_package: ModuleType,
+    game: Game,
+    game_key: str,
+    alice: Player,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     models = part("models")
     unlock_achievement = part("api.achievements.unlock_achievement")
@@ -105,6 +111,12 @@ def test_a_game_server_unlocks_with_its_key_and_reads_the_answer_as_typed_models
     assert again.status_code == 200, again.content
     assert again.parsed.already_unlocked is True
     assert again.parsed.unlocked_at == unlocked.unlocked_at
+
+    # What the README's example prints, the first time and once unlocked already.
+    for response in (first, again):
+        print(response.status_code, response.parsed.already_unlocked, response.parsed.achievement.rarity)
+    tiers = "|".join(tier.value for tier in models.Rarity)
+    assert re.fullmatch(rf"201 False ({tiers})\n200 True ({tiers})\n", capsys.readouterr().out)
 
 
 def test_a_game_client_signs_in_and_learns_who_it_is(client_package: ModuleType, alice: Player, tmp_path: Path) -> None:
