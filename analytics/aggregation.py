@@ -121,7 +121,7 @@ PLAYTIME_BOUNDS: tuple[int | None, ...] = (
 )
 COMPLETION_STEP = 10  # percent per completion bucket
 PERCENTILES = {"p10": 10, "median": 50, "p90": 90}
-# Player ids per query when asking about many: within any SQLite's bound on parameters.
+# Player ids per query when asking about many: keeps each statement's parameter list short.
 ID_CHUNK = 900
 
 
@@ -178,8 +178,7 @@ def aggregate_day(*, game: Game, day: date, distributions: bool = True) -> GameD
 
 def _serialise_aggregations(game: Game) -> None:
     """Aggregations of one game take turns until commit, so two rewriting the same day (the
-    job and a rebuild by hand) cannot interleave their deletes and inserts. SQLite
-    serialises writers anyway."""
+    job and a rebuild by hand) cannot interleave their deletes and inserts."""
     lock_until_commit(f"analytics-day:{game.pk}")
 
 
@@ -522,7 +521,7 @@ def first_late_day(game: Game, *, since: datetime) -> date | None:
 def one_run_per_game(game: Game) -> Iterator[bool]:
     """Whether this run has the game to itself: a PostgreSQL session advisory lock, tried
     without waiting, so a second concurrent run skips the game instead of repeating its
-    work. SQLite serialises writers, and the embedded default has one periodic process."""
+    work."""
     with hold_if_free(f"analytics-run:{game.pk}") as mine:
         yield mine
 

@@ -58,8 +58,7 @@ MAX_SESSION = timedelta(hours=24)
 
 def _serialise_sessions(player: Player, game: Game) -> None:
     """Reports of one player's sessions in one game take turns (until commit), so two
-    overlapping ones sent at once cannot both pass the overlap check. SQLite serialises
-    writers anyway."""
+    overlapping ones sent at once cannot both pass the overlap check."""
     lock_until_commit(f"session:{player.pk}:{game.pk}")
 
 
