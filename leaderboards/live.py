@@ -4,7 +4,7 @@ watches a board that moved, and rival alerts to the friends a player passed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -94,6 +94,14 @@ def announce_rises(rises: Sequence[Rise]) -> int:
     return len(messages)
 
 
+class _Season(NamedTuple):
+    game_id: Any
+    region: str
+
+
+NO_SEASON = _Season(None, "")  # a season deleted since its rise was recorded
+
+
 def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
     """leaderboard.updated events for players whose points rose: to everyone watching each
     board they are on (all regions and their region) and, for the all-regions board, to the
@@ -104,7 +112,7 @@ def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
     rises = list(rises)
     players = Player.objects.in_bulk([uuid_of(rise.player_id) for rise in rises])
     seasons = {
-        str(pk): (game_id, region)
+        str(pk): _Season(game_id, region)
         for pk, game_id, region in Season.objects.filter(
             pk__in=[uuid_of(rise.scope) for rise in rises if rise.kind == "season"]
         ).values_list("pk", "game_id", "region")
@@ -116,7 +124,7 @@ def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
             continue
         region = player.region
         if rise.kind == "season":
-            region = season_entry_region(seasons.get(rise.scope, (None, ""))[1], region)
+            region = season_entry_region(seasons.get(rise.scope, NO_SEASON).region, region)
         asked += [(board, rise, player) for board in boards_of(rise.board, region)]
     found, _ = selectors.ask(
         lambda store: store.moves([(board, rise.player_id, rise.before) for board, rise, _ in asked])
@@ -128,7 +136,7 @@ def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
         kind, scope, player_id, old, new = rise.kind, rise.scope, rise.player_id, rise.before, rise.after
         rank, above_before = moved
         old_rank = above_before if old > 0 else None  # counts this player too, now ahead of their old score
-        game_id = scope if kind == "game" else seasons.get(scope, (None, ""))[0] if kind == "season" else None
+        game_id = scope if kind == "game" else seasons.get(scope, NO_SEASON).game_id if kind == "season" else None
         data = {
             "board": kind,
             "game_id": str(game_id) if game_id else None,
