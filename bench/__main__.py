@@ -18,7 +18,6 @@ import json
 import os
 import random
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ceilings, config, dataset, load, report, sockets, wrk
+from bench import ceilings, config, dataset, load, report, sockets, tools, wrk
 from bench.config import Config
 from bench.load import Loaded
 from bench.openloop import fire, get, post
@@ -288,10 +287,16 @@ def log_errors(servers: Servers) -> tuple[dict[str, int], dict[str, list[str]]]:
 
 @contextmanager
 def exclusive(cfg: Config, timeout: float = 900) -> Iterator[None]:
-    """Hold the run's database and Redis database for this run alone. Two runs sharing
-    either would drop or flush each other's data mid-measurement (two `make test` on one
-    machine, say): the second waits for the first instead."""
-    names = sorted({f"db-{load.database_name(cfg.database_url)}", "redis-" + re.sub(r"\W", "_", cfg.redis_url)})
+    """Hold the run's database, Redis database and queue for this run alone. Two runs
+    sharing any would drop or flush each other's data, or take each other's tasks,
+    mid-measurement (two `make bench` on one machine, say): the second waits instead."""
+    names = sorted(
+        {
+            f"db-{load.database_name(cfg.database_url)}",
+            "redis-" + re.sub(r"\W", "_", cfg.redis_url),
+            "queue-" + re.sub(r"\W", "_", cfg.celery_queue),
+        }
+    )
     with ExitStack() as held:
         for name in names:
             lock = held.enter_context(open(Path(tempfile.gettempdir()) / f"questboard-bench-{name}.lock", "w"))
@@ -310,9 +315,9 @@ def exclusive(cfg: Config, timeout: float = 900) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = config.from_args(argv)
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    missing = [tool for tool in TOOLS if tools.find(tool) is None]
     if missing:
-        print(f"bench: missing {', '.join(missing)} (Debian: apt-get install wrk postgresql-client redis-tools)")
+        print(f"bench: missing {', '.join(missing)} (Debian: apt-get install wrk redis-tools)")
         return 3
     raise_file_limit()
     started = datetime.now(UTC)

