@@ -28,7 +28,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from tests.servers import Server, daphne, running, shared_database_url
+from tests.servers import Server, daphne, running, server_environment, shared_database_url
 from tracker.models import Game
 
 POOL_SIZE = 4
@@ -181,3 +181,24 @@ def test_a_request_the_pool_cannot_serve_in_time_is_a_503(tmp_path: Path, applic
     }
     assert int(refused.headers["retry-after"]) > 0
     assert waited >= 0.5  # it did wait for the pool, then gave up
+
+
+def test_a_bare_asgi_server_is_pooled_by_default(tmp_path: Path, application_name: str, game: Game) -> None:
+    """`daphne config.asgi:application` with no DB_POOL_MAX_SIZE at all: the burst that
+    answered 500s ("too many clients") without a pool is served, never above 10 connections."""
+    environment = {"DB_APPLICATION_NAME": application_name, "DB_POOL_TIMEOUT": BURST_POOL_TIMEOUT}
+    start = threading.Barrier(BURST)
+
+    def fire(server: Server) -> Answer:
+        start.wait()
+        return get(server, "/api/v1/games/")
+
+    assert "DB_POOL_MAX_SIZE" not in server_environment()
+    with running({"daphne": daphne}, tmp_path, environment) as [server]:
+        with PeakSampler(application_name) as sampler, ThreadPoolExecutor(max_workers=BURST) as executor:
+            answers = list(executor.map(fire, [server] * BURST))
+        log = server.output()
+
+    assert Counter(answer.status for answer in answers) == {200: BURST}, log
+    assert 1 <= sampler.peak <= 10, f"{sampler.peak} connections from the default pool of 10"
+    assert "questboard.W001" not in log
