@@ -51,3 +51,18 @@ def test_only_analytics_imports_players() -> None:
 
 def test_the_core_knows_no_domain_app() -> None:
     assert {m for m, apps in imports().items() if m.split(".")[0] == "tracker" and apps & DOMAIN} == set()
+
+
+def test_the_machinery_knows_no_domain_app_and_only_the_core_models_of_tracker() -> None:
+    """infra/ (docs/architecture.md, "The tree") serves every domain and knows none of them:
+    of the domain it may name only tracker's core models, its strict base serializer and the
+    names of its permission schemes (for the OpenAPI security)."""
+    found: set[tuple[str, str]] = set()
+    for path in (ROOT / "infra").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add((path.stem, node.module))
+            elif isinstance(node, ast.Import):
+                found |= {(path.stem, alias.name) for alias in node.names}
+    domain = {(module, name) for module, name in found if name.split(".")[0] in DOMAIN | {"tracker"}}
+    assert {name for _, name in domain} <= {"tracker.models", "tracker.serializers", "tracker.permissions"}, domain
