@@ -16,9 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def other_process(uses_postgres: bool) -> Iterator[BaseDatabaseWrapper]:
-    if not uses_postgres:
-        pytest.skip("advisory locks are PostgreSQL's; SQLite serialises writers")
+def other_process() -> Iterator[BaseDatabaseWrapper]:
     other = connections.create_connection("default")
     try:
         yield other
