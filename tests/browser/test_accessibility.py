@@ -15,14 +15,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.conf import settings
 from playwright import sync_api
 
+from players.services import friend_accept, friend_request
 from tests.browser.chromium import needs_chromium
 from tests.browser.test_player_journey import browser, shoot  # noqa: F401  (browser: a fixture)
 from tests.browser.test_studio_analytics import studio_world  # noqa: F401  (a fixture)
 from tests.conftest import PASSWORD
-from tracker.models import Game
+from tracker.models import Game, Player
 
 pytestmark = needs_chromium
 
@@ -71,6 +73,19 @@ def violations(page: Any, path: str) -> list[str]:
     return [f"{path}: {v['id']} ({v['impact']}) {v['help']} at {v['nodes']}" for v in found if v["impact"] in SERIOUS]
 
 
+@pytest.fixture
+def studio_friends(studio_world: Game) -> None:  # noqa: F811
+    """Every control of /friends/: a friend (compare, remove), a request to answer (accept,
+    decline) and one waiting (withdraw)."""
+    studio, friend, asking, asked = (
+        Player.objects.get(username=name) for name in ("studio", "pilot0", "pilot1", "pilot2")
+    )
+    friend_accept(player=friend, friendship=friend_request(sender=studio, receiver=friend))
+    friend_request(sender=asking, receiver=studio)
+    friend_request(sender=studio, receiver=asked)
+
+
+@pytest.mark.usefixtures("studio_friends")
 def test_the_main_pages_have_no_serious_accessibility_violations(
     studio_world: Game,  # noqa: F811
     live_server: Any,
