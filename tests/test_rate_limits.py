@@ -473,7 +473,7 @@ def test_a_rate_that_is_not_one_refuses_to_start() -> None:
     started = start(SECRET_KEY="a-long-random-production-secret", RATE_LIMIT_PLAYER="lots")
 
     assert started.returncode != 0
-    assert "RATE_LIMIT_PLAYER must be a rate such as '100/minute'" in started.stderr
+    assert "RATE_LIMIT_PLAYER='lots' is not a rate such as '100/minute'" in started.stderr
 
 
 # --- Across processes ----------------------------------------------------------------------
