@@ -396,7 +396,10 @@ class ManifestInput(StrictSerializer):
         # (and beyond PostgreSQL's integer, could not be stored).
         progress_target = serializers.IntegerField(min_value=1, max_value=MAX_PROGRESS, required=False, allow_null=True)
 
-    slug = serializers.SlugField(max_length=64)
+    slug = serializers.SlugField(
+        max_length=64,
+        help_text="This game's own slug (the game in the path). Any other, another game's included, is refused (400).",
+    )
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     achievements = AchievementInput(many=True, max_length=1000)
@@ -473,6 +476,10 @@ class GameAchievementsApi(APIView):
         request=ManifestInput,
         responses={
             200: ManifestOutput,
+            400: OpenApiResponse(
+                description="Invalid manifest (`fields` names each invalid field), or a `slug` that is not "
+                "this game's own."
+            ),
             409: OpenApiResponse(description="The points of an achievement players have unlocked cannot change."),
         },
         summary="Replace-or-update the game's achievement set from a manifest",

@@ -29,7 +29,8 @@ class RangeQuery(StrictSerializer):
 
     start = BoundedDateField(
         required=False,
-        help_text=f"First UTC day (YYYY-MM-DD). Default: {selectors.DEFAULT_RANGE_DAYS - 1} days before `end`.",
+        help_text=f"First UTC day (YYYY-MM-DD). Default: {selectors.DEFAULT_RANGE_DAYS - 1} days before `end`. "
+        f"Not after `end`, and at most {selectors.MAX_RANGE_DAYS} days through it (400 otherwise).",
     )
     end = BoundedDateField(required=False, help_text="Last UTC day, included. Default: today (UTC).")
 
@@ -199,10 +200,14 @@ class GameAnalyticsApi(APIView):
 
     class Query(RangeQuery):
         format = serializers.ChoiceField(
-            choices=FORMATS, required=False, help_text="csv: one table, named by `table`. Default: json."
+            choices=FORMATS,
+            required=False,
+            help_text="csv: one table, named by `table` (required then; 400 without). Default: json.",
         )
         table = serializers.ChoiceField(
-            choices=TABLE_NAMES, required=False, help_text="The table to export; only with format=csv."
+            choices=TABLE_NAMES,
+            required=False,
+            help_text="The table to export: only with format=csv (400 without it).",
         )
 
     @extend_schema(
@@ -221,7 +226,11 @@ class GameAnalyticsApi(APIView):
                     )
                 ],
             ),
-            (400, "application/json"): ERROR,
+            (400, "application/json"): OpenApiResponse(
+                ErrorOutputSerializer,
+                description="Invalid query (`fields` names the parameter): `table` without format=csv, format=csv "
+                f"without `table`, `start` after `end`, or a range of more than {selectors.MAX_RANGE_DAYS} days.",
+            ),
             (401, "application/json"): ERROR,
             (403, "application/json"): ERROR,
             (404, "application/json"): ERROR,

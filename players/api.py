@@ -125,7 +125,11 @@ class HistoryDaySerializer(serializers.Serializer):
 
 class HistoryApi(APIView):
     class Query(GameQuery):
-        start = BoundedDateField(required=False, help_text="Default: 29 days before `end`.")
+        start = BoundedDateField(
+            required=False,
+            help_text=f"Default: 29 days before `end`. Not after `end`, and at most {selectors.MAX_HISTORY_DAYS} "
+            "days through it, both days included (400 otherwise).",
+        )
         end = BoundedDateField(required=False, help_text="Default: today (UTC).")
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +147,13 @@ class HistoryApi(APIView):
 
     @extend_schema(
         parameters=[Query],
-        responses={200: Output},
+        responses={
+            200: Output,
+            400: OpenApiResponse(
+                description=f"Invalid query (`fields` names the parameter): `start` after `end`, or a range of "
+                f"more than {selectors.MAX_HISTORY_DAYS} days."
+            ),
+        },
         summary="A player's daily points, achievements and playtime over a date range",
         operation_id="get_player_history",
         description="Totals at the end of each UTC day and what the day added, from daily snapshots.",

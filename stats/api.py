@@ -25,8 +25,11 @@ class SessionInput(StrictSerializer):
     player_id = serializers.UUIDField()
     game_id = GameRefField(required=False, help_text="The game's id or slug; optional with a game key (its game).")
     session_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)
-    started_at = BoundedDateTimeField(required=False)
-    ended_at = BoundedDateTimeField(required=False)
+    started_at = BoundedDateTimeField(required=False, help_text="Not in the future.")
+    ended_at = BoundedDateTimeField(
+        required=False,
+        help_text="After `started_at` (400 if equal or earlier), at most 24 hours after; not in the future.",
+    )
     duration_seconds = serializers.IntegerField(required=False, min_value=1, max_value=int(MAX_SESSION.total_seconds()))
 
     # Both ends, or the duration with one end or none (it then ends now): never all three.
@@ -78,14 +81,18 @@ class PlaySessionApi(APIView):
         responses={
             201: SessionOutput,
             200: SessionOutput,
+            400: OpenApiResponse(
+                description="Invalid input (`fields` names each invalid field): a session whose `ended_at` is not "
+                "after its `started_at`, longer than 24 hours, or ending in the future."
+            ),
             409: OpenApiResponse(description="The session overlaps another of the player's in this game."),
         },
         summary="Report a play session (idempotent by session_id)",
         operation_id="report_play_session",
         description=(
             "201 when recorded; 200 with already_recorded=true when this player already reported that "
-            "session_id for the game. Sessions longer than 24 hours, ending before they start or in the "
-            "future are rejected (400); a session overlapping another of the player's in this game, 409."
+            "session_id for the game. Sessions longer than 24 hours, ending at or before their start, or in "
+            "the future are rejected (400); a session overlapping another of the player's in this game, 409."
         ),
         tags=["sessions"],
     )

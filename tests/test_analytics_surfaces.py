@@ -358,6 +358,19 @@ def test_the_game_keys_csv_follows_the_same_rule(
     assert_error(nobody, 401)
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [({"table": "daily"}, "Only with format=csv."), ({"format": "csv"}, "Required with format=csv.")],
+    ids=["table-without-csv", "csv-without-table"],
+)
+def test_a_table_goes_with_csv_and_csv_with_a_table(
+    api: Api, aggregates: Game, game_key: str, query: dict[str, str], message: str
+) -> None:
+    error = assert_error(api.as_key(game_key).get(api_url(aggregates), {**RANGE, **query}), 400, "invalid")
+
+    assert error["fields"] == {"table": [message]}
+
+
 def test_csv_may_be_asked_for_by_accept_header_and_only_a_table_is_csv(
     api: Api, aggregates: Game, game_key: str
 ) -> None:

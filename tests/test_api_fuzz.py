@@ -104,7 +104,8 @@ CONFIG["operations"] = [
         "checks": {"negative_data_rejection": {"enabled": False}},
     },
     {
-        # Rules between fields that JSON Schema cannot state: a session ends after it starts
+        # Rules between fields that JSON Schema cannot state (said in the fields' and the 400s'
+        # descriptions, tests/test_schema.py): a session ends after it starts
         # and not in the future; a date range starts before it ends and spans at most so many
         # days; a CSV table goes with format=csv; a refresh token must be one we issued;
         # a password Django's validators find too common or too like the username.

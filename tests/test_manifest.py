@@ -249,6 +249,19 @@ def test_a_manifest_for_another_slug_is_rejected(api: Api, game: Game, game_key:
     assert snapshot() == before
 
 
+def test_a_manifest_naming_another_games_slug_changes_neither_game(
+    api: Api, game: Game, other_game: Game, game_key: str
+) -> None:
+    before = snapshot()
+
+    response = api.as_key(game_key).put(achievements_url(game), star_raiders(slug=other_game.slug), format="json")
+
+    error = assert_error(response, 400, "invalid")
+    assert error["fields"] == {"slug": [f"Expected '{game.slug}'."]}
+    assert snapshot() == before
+    assert set(other_game.achievements.values_list("api_name", flat=True)) == {"FIRST_ORE"}
+
+
 def test_a_manifest_with_a_duplicate_api_name_is_rejected(api: Api, game: Game, game_key: str) -> None:
     edited = star_raiders()
     edited["achievements"].append({"api_name": "ACE_PILOT", "name": "Ace Pilot again", "points": 1})

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from django.core.management import call_command
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -286,6 +287,54 @@ def test_a_batch_items_error_names_its_fields_as_lists_of_messages(api: Api, db:
 
     assert fields["type"] == "object"
     assert fields["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
+
+
+def described(schema: dict[str, Any], operation: dict[str, Any], name: str) -> list[str]:
+    """The descriptions of `name` in an operation: a query parameter's, or a body field's in
+    every shape of the body."""
+    found = [p.get("description", "") for p in operation.get("parameters", []) if p["name"] == name]
+    components = schema["components"]["schemas"]
+    pending = [operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})]
+    while pending:
+        node = pending.pop()
+        if "$ref" in node:
+            node = components[node["$ref"].rsplit("/", 1)[1]]
+        pending += node.get("oneOf", [])
+        if name in node.get("properties", {}):
+            found.append(node["properties"][name].get("description", ""))
+    return found
+
+
+# Rules between fields, or against another game, that JSON Schema cannot express: each is
+# said in words where a client reads it, on the field and on the 400 it leads to.
+CROSS_FIELD_RULES = {
+    "a table only with format=csv": ("get", "/api/v1/games/{game_id}/analytics", "table", "only with format=csv"),
+    "an analytics range of at most 366 days": ("get", "/api/v1/games/{game_id}/analytics", "start", "366 days"),
+    "a history range of at most 366 days": ("get", "/api/v1/players/{player_id}/history", "start", "366 days"),
+    "a session ends after it starts": ("post", "/api/v1/sessions", "ended_at", "after `started_at`"),
+    "a manifest names its own game": ("put", "/api/v1/games/{game_id}/achievements", "slug", "this game's own"),
+}
+
+
+@pytest.mark.parametrize(("method", "path", "name", "rule"), CROSS_FIELD_RULES.values(), ids=CROSS_FIELD_RULES)
+def test_a_rule_between_fields_is_stated_on_the_field_and_its_400(
+    api: Api, db: Any, method: str, path: str, name: str, rule: str
+) -> None:
+    schema = schema_of(api)
+    operation = schema["paths"][path][method]
+
+    descriptions = described(schema, operation, name)
+    assert descriptions and all(rule.lower() in d.lower() for d in descriptions), descriptions
+    words = {"table": "format=csv", "start": "366 days", "ended_at": "started_at", "slug": "slug"}[name]
+    assert words in operation["responses"]["400"]["description"]
+
+
+def test_logging_out_everywhere_says_a_refresh_beside_it_is_not_read(api: Api, db: Any) -> None:
+    schema = schema_of(api)
+    operation = schema["paths"]["/api/v1/auth/logout"]["post"]
+
+    assert all("Not read with `all: true`" in d for d in described(schema, operation, "refresh"))
+    assert "both" not in operation["responses"]["400"]["description"]
 
 
 def test_operation_ids_read_as_calls_in_a_generated_client(api: Api, db: Any) -> None:

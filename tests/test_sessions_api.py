@@ -207,6 +207,18 @@ class TestRefusals:
         assert not PlaySession.objects.exists()
         assert playtime(alice, game) is None
 
+    @pytest.mark.parametrize("minutes", [0, -30], ids=["ending-as-it-starts", "ending-before-it-starts"])
+    def test_a_session_must_end_after_it_starts(
+        self, api: Api, game: Game, game_key: str, alice: Player, minutes: int
+    ) -> None:
+        start = hours_ago()
+        response = report(
+            api.as_key(game_key), alice, session_id="s-1", started_at=start, ended_at=start + timedelta(minutes=minutes)
+        )
+        error = assert_error(response, 400, "invalid")
+        assert error["fields"] == {"ended_at": ["Must be after started_at."]}
+        assert not PlaySession.objects.exists()
+
     def test_a_span_longer_than_a_day_is_refused(self, api: Api, game: Game, game_key: str, alice: Player) -> None:
         start = hours_ago() - timedelta(days=3)
         response = report(

@@ -66,12 +66,18 @@ class GameListApi(APIView):
 class LogoutApi(APIView):
     """Log one device out by its refresh token (`{"refresh": "..."}`: the token is
     credential enough), or every device signed in with tokens (`{"all": true}`, with the
-    player's access token as Bearer). Browser sessions are not touched. 204 either way, and
-    again on a retry. See docs/api.md, "Logging out"."""
+    player's access token as Bearer; a `refresh` sent beside it is not read, since every
+    token ends). Browser sessions are not touched. 204 either way, and again on a retry.
+    See docs/api.md, "Logging out"."""
 
     class InputSerializer(StrictSerializer):
         refresh = serializers.CharField(
-            required=False, max_length=4096, help_text="The refresh token of the device to log out."
+            required=False,
+            max_length=4096,
+            help_text=(
+                "The refresh token of the device to log out: one this server issued to the caller (400 otherwise). "
+                "Not read with `all: true`, which ends every token, this one included."
+            ),
         )
         all = serializers.BooleanField(
             required=False,
@@ -83,7 +89,10 @@ class LogoutApi(APIView):
         request=InputSerializer,
         responses={
             204: OpenApiResponse(description="Logged out; repeating it is harmless."),
-            400: OpenApiResponse(description="Neither or both of `refresh` and `all`, or not a refresh token."),
+            400: OpenApiResponse(
+                description="Neither `refresh` nor `all: true`, or (without `all`) a `refresh` that is not "
+                "a refresh token this server issued."
+            ),
             401: OpenApiResponse(description="No credentials, or `all` without a current access token."),
             403: OpenApiResponse(description="A game key, or another player's refresh token."),
         },
@@ -97,8 +106,6 @@ class LogoutApi(APIView):
         if caller.game_key is not None:
             raise Forbidden("This endpoint is for players.")
         data = parsed_body(self.InputSerializer, request)
-        if data["all"] and data.get("refresh"):
-            raise Invalid('Send either "refresh" or "all": true, not both.')
         if data["all"]:
             if caller.player is None:
                 raise exceptions.NotAuthenticated("Send the player's access token to log out every device.")
