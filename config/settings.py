@@ -148,7 +148,9 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://...): Questboard runs on PostgreSQL only.")
+    raise ImproperlyConfigured(
+        "DATABASE_URL must name a PostgreSQL database (postgres://...): Questboard runs on PostgreSQL only."
+    )
 if envstr("TEST_DATABASE_NAME"):
     # Lets two test runs share one server without sharing a test database.
     DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME")}
