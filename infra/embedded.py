@@ -200,16 +200,6 @@ def _postgres_pid() -> int | None:
     return pid if _alive(pid) else None
 
 
-def _stop_postgres() -> bool:
-    pid = _postgres_pid()
-    if pid is None:
-        return False
-    # Fast shutdown: open sessions are ended and the server checkpoints; nothing is lost.
-    os.kill(pid, signal.SIGINT)
-    _wait_gone(pid)
-    return True
-
-
 # --- Redis ----------------------------------------------------------------------------------
 
 
@@ -264,7 +254,7 @@ def redis_url(db: int = 0) -> str:
             port = int(port_file.read_text())
             if _answers(port):
                 return f"redis://127.0.0.1:{port}/{db}"
-            _stop_redis()
+            _stop(_redis_pid(), signal.SIGTERM)
         REDIS_DATA.mkdir(parents=True, exist_ok=True)
         port = _free_port()
         subprocess.run(
@@ -302,11 +292,11 @@ def redis_url(db: int = 0) -> str:
     return f"redis://127.0.0.1:{port}/{db}"
 
 
-def _stop_redis() -> bool:
-    pid = _redis_pid()
+def _stop(pid: int | None, how: signal.Signals) -> bool:
+    """Signal a server to stop and wait until it has; False if it was not running."""
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, how)
     _wait_gone(pid)
     return True
 
@@ -334,10 +324,11 @@ def stop() -> list[str]:
     """Stop the embedded servers that run; the names of those stopped."""
     stopped = []
     with _locked("postgres"):
-        if _stop_postgres():
+        # PostgreSQL's fast shutdown: sessions are ended and the server checkpoints.
+        if _stop(_postgres_pid(), signal.SIGINT):
             stopped.append("postgres")
     with _locked("redis"):
-        if _stop_redis():
+        if _stop(_redis_pid(), signal.SIGTERM):
             stopped.append("redis")
     return stopped
 
