@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -33,12 +33,8 @@ class RuleFilter(admin.SimpleListFilter):
         rule = self.value()
         if rule not in review.RULE_LABELS:
             return queryset
-        # Evidence holds at most one entry per rule; a path lookup per position works on
-        # PostgreSQL and SQLite alike.
-        matches = Q()
-        for position in range(len(review.RULES)):
-            matches |= Q(**{f"evidence__{position}__rule": rule})
-        return queryset.filter(matches)
+        # jsonb containment: an entry of the evidence list names this rule.
+        return queryset.filter(evidence__contains=[{"rule": rule}])
 
 
 @admin.register(UnlockFlag)
