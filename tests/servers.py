@@ -74,8 +74,13 @@ def shared_database_url(name: str | None = None) -> str:
     return f"postgres://{user}{host}{port}/{quote(name or db['NAME'], safe='')}"
 
 
+NOT_INHERITED = ("CELERY_BROKER_URL", "TEST_DATABASE_NAME", "DB_POOL_MAX_SIZE", "QUESTBOARD_ASGI")
+
+
 def server_environment() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL", "TEST_DATABASE_NAME")}
+    # Not inherited: what a test (or an in-process import of config.asgi) set for this
+    # process; each server is told its own broker, test database and pool.
+    env = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
     env.update(
         DATABASE_URL=shared_database_url(),
         REDIS_URL=settings.REDIS_URL,

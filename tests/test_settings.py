@@ -21,10 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # `check` never connects: any PostgreSQL URL stands for "a database of its own".
 OWN_DATABASE = "postgres://postgres@127.0.0.1:5432/questboard"
+# Never inherited from the suite's process (an in-process import of config.asgi sets the last two).
+UNSET = ("SECRET_KEY", "DEBUG", "HTTPS_ONLY", "DB_POOL_MAX_SIZE", "QUESTBOARD_ASGI")
 
 
 def start(*flags: str, **environment: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "HTTPS_ONLY")}
+    env = {key: value for key, value in os.environ.items() if key not in UNSET}
     env.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=OWN_DATABASE)
     env.update(environment)
     return subprocess.run(
@@ -123,7 +125,7 @@ def test_an_asgi_server_gets_a_bounded_pool_unless_told_otherwise() -> None:
         "import config.asgi; from django.conf import settings; "
         "print(json.dumps(settings.DATABASES['default']['OPTIONS'].get('pool')))"
     )
-    env = {key: value for key, value in os.environ.items() if key not in ("DB_POOL_MAX_SIZE", "DEBUG")}
+    env = {key: value for key, value in os.environ.items() if key not in UNSET}
     env.update(DATABASE_URL=OWN_DATABASE, SECRET_KEY="a-long-random-production-secret", HTTPS_ONLY="1")
 
     def pool(**extra: str) -> subprocess.CompletedProcess[str]:
