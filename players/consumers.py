@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
+import weakref
 from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from infra import ratelimits, realtime
 from leaderboards.models import Season, season_board_region
 from tracker.models import Game
 from tracker.regions import Region
+
+log = logging.getLogger("questboard.realtime")
 
 UNAUTHENTICATED = realtime.UNAUTHENTICATED
 FORBIDDEN = realtime.FORBIDDEN
@@ -60,6 +65,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+        release_channel(self.channel_layer, self.channel_name)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Every frame a client sends counts against its socket's message limit: past it,
@@ -121,6 +127,68 @@ class PlayerStreamConsumer(StreamConsumer):
         if self.expiry is not None:
             self.expiry.cancel()
         await super().disconnect(code)
+
+
+# Releasing a closed socket's own channel. Left to channels_redis, each consumer's channel is
+# unsubscribed when Channels cancels its receive: one UNSUBSCRIBE per channel, each waiting
+# its turn for the connection's lock. When thousands of sockets close at once that queue
+# outlasts Daphne's application_close_timeout (10 s), Daphne cancels the consumers still in
+# it, and channels_redis logs each cancelled clean-up as an error and leaves the channel
+# subscribed. Here the consumer takes its channel out of the layer itself as it disconnects
+# (so the cancelled receive has nothing left to do), and one task per layer unsubscribes the
+# released channels in batches: one command for up to UNSUBSCRIBE_BATCH channels.
+UNSUBSCRIBE_BATCH = 500
+_releasers: weakref.WeakKeyDictionary[Any, _ChannelReleaser] = weakref.WeakKeyDictionary()
+
+
+def release_channel(layer: Any, channel: str) -> None:
+    """Take a disconnecting consumer's channel out of the Redis pub/sub layer of this event
+    loop and queue its UNSUBSCRIBE; nothing for any other layer (it cleans up as it will)."""
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return
+    loop_layer = layer._get_layer()
+    releaser = _releasers.get(loop_layer)
+    if releaser is None:
+        releaser = _releasers[loop_layer] = _ChannelReleaser(loop_layer)
+    releaser.release(channel)
+
+
+class _ChannelReleaser:
+    """The batched UNSUBSCRIBEs of one event loop's pub/sub layer. It uses the layer's
+    shard connections as channels_redis 4.3 does in `RedisSingleShardConnection.unsubscribe`
+    (same lock, same bookkeeping), only with many channels per command."""
+
+    def __init__(self, loop_layer: Any) -> None:
+        self.layer = loop_layer
+        self.pending: dict[Any, list[str]] = {}  # shard -> channels to unsubscribe
+        self.task: asyncio.Task[None] | None = None
+
+    def release(self, channel: str) -> None:
+        if self.layer.channels.pop(channel, None) is None:
+            return
+        self.pending.setdefault(self.layer._get_shard(channel), []).append(channel)
+        if self.task is None or self.task.done():
+            # Not the consumer's task: Daphne may cancel that one, this must finish.
+            self.task = asyncio.get_running_loop().create_task(self.drain())
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)  # the rest of a burst of closes joins the first batch
+        while self.pending:
+            shard, channels = self.pending.popitem()
+            for start in range(0, len(channels), UNSUBSCRIBE_BATCH):
+                batch = channels[start : start + UNSUBSCRIBE_BATCH]
+                try:
+                    async with shard._lock:
+                        batch = [channel for channel in batch if channel in shard._subscribed_to]
+                        if batch:
+                            shard._ensure_redis()
+                            shard._ensure_receiver()
+                            await shard._pubsub.unsubscribe(*batch)
+                            shard._subscribed_to.difference_update(batch)
+                except Exception as error:
+                    # Redis away: the channels stay subscribed on a connection that is
+                    # reopened (and so emptied) when Redis is back; nothing reads them.
+                    log.warning("could not unsubscribe %d closed sockets' channels: %r", len(batch), error)
 
 
 @database_sync_to_async
