@@ -309,6 +309,10 @@ CELERY_TIMEZONE = "UTC"
 # Publishing must fail fast when the broker is down: the request has already committed,
 # and the periodic jobs below redo anything a lost publish would have done.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Workers keep their database connections (CONN_MAX_AGE) instead of reconnecting for every
+# task: Celery's Django fixup then closes them only every this many tasks, and
+# config.celery closes a broken or aged one after each task, as Django does per request.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 # --- The outbox (infra/outbox.py, docs/outbox.md) ---------------------------------------
 # "process": `manage.py relay_outbox` relays after commit (production, with a broker);

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from importlib import import_module
@@ -26,6 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import AllowedHostsOriginValidator
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
@@ -77,23 +79,35 @@ def broadcast(messages: Iterable[Message], *, strict: bool = False) -> None:
 
 
 def _send(messages: list[tuple[str, dict[str, Any]]], *, strict: bool) -> None:
-    """group_send each (group, channel layer message), in one trip into the event loop."""
+    """group_send each (group, channel layer message), all at once, in one trip into the
+    event loop: one send waits on Redis while the next is written, so a batch costs about
+    one round trip instead of one per message."""
     layer = get_channel_layer()
     if layer is None or not messages:
         return
 
     async def send_all() -> None:
-        for group, message in messages:
+        if isinstance(layer, RedisPubSubChannelLayer):
             try:
-                await layer.group_send(group, message)
+                await _publish_all(layer, messages)
             except Exception:
                 if strict:
                     raise
-                log.warning("could not send %s to %s", message.get("event", message["type"]), group, exc_info=True)
+                log.warning("could not send %d live events", len(messages), exc_info=True)
+            return
+        outcomes = await asyncio.gather(
+            *(layer.group_send(group, message) for group, message in messages), return_exceptions=True
+        )
+        for (group, message), outcome in zip(messages, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if strict:
+                    raise outcome
+                log.warning("could not send %s to %s", message.get("event", message["type"]), group, exc_info=outcome)
 
     try:
-        if _own_loop is not None:
-            asyncio.run_coroutine_threadsafe(send_all(), _own_loop).result(timeout=SEND_TIMEOUT)
+        loop = _loop_of_this_process()
+        if loop is not None:
+            asyncio.run_coroutine_threadsafe(send_all(), loop).result(timeout=SEND_TIMEOUT)
         else:
             async_to_sync(send_all)()
     except Exception:
@@ -102,19 +116,45 @@ def _send(messages: list[tuple[str, dict[str, Any]]], *, strict: bool) -> None:
         log.warning("could not send %d live events", len(messages), exc_info=True)
 
 
-# A process that broadcasts all the time (the outbox relay) keeps one event loop for it in
-# a thread of its own: async_to_sync would start a new loop per call, and the Redis
-# channel layer a new connection with each loop.
+async def _publish_all(layer: RedisPubSubChannelLayer, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """What `group_send` of each message does — PUBLISH its serialised form on the group's
+    channel of its shard — in one pipeline per shard: the layer publishes one message per
+    round trip under a lock, so concurrent group_sends would wait on each other. Same
+    channel names, same bytes, same order per group; delivery stays at-most-once."""
+    inner = layer._get_layer()
+    by_shard: dict[Any, list[tuple[str, bytes]]] = {}
+    for group, message in messages:
+        channel = inner._get_group_channel_name(group)
+        by_shard.setdefault(inner._get_shard(channel), []).append((channel, layer.serialize(message)))
+    for shard, items in by_shard.items():
+        async with shard._lock:
+            shard._ensure_redis()
+            pipe = shard._redis.pipeline(transaction=False)
+            for channel, payload in items:
+                pipe.publish(channel, payload)
+            await pipe.execute()
+
+
+# A process that broadcasts all the time (the outbox relay, a Celery worker) keeps one event
+# loop for it in a thread of its own: async_to_sync would start a new loop per call, and the
+# Redis channel layer a new connection with each loop. The loop belongs to the process that
+# started it: a child forked after it (Celery's prefork pool) has no such thread and starts
+# its own.
 _own_loop: asyncio.AbstractEventLoop | None = None
+_own_pid: int | None = None
 SEND_TIMEOUT = 30.0
 
 
 def use_own_loop() -> None:
-    global _own_loop
-    if _own_loop is None:
+    global _own_loop, _own_pid
+    if _own_loop is None or _own_pid != os.getpid():
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, name="broadcast", daemon=True).start()
-        _own_loop = loop
+        _own_loop, _own_pid = loop, os.getpid()
+
+
+def _loop_of_this_process() -> asyncio.AbstractEventLoop | None:
+    return _own_loop if _own_pid == os.getpid() else None
 
 
 def broadcast_on_commit(messages: list[Message]) -> None:

@@ -3,7 +3,8 @@ watches a board that moved, and rival alerts to the friends a player passed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from django.db import transaction
@@ -13,7 +14,7 @@ from leaderboards import selectors
 from leaderboards.boards import Board, Rise, boards_of, uuid_of
 from leaderboards.models import Season, season_entry_region
 from stats.models import PlayerGameStats
-from tracker.auth import EVERYONE, Caller, friend_ids, friend_ids_by_player, may_name, rows_for
+from tracker.auth import EVERYONE, Caller, friend_ids_by_player, may_name, rows_for
 from tracker.models import Notification, Player
 
 # --- Rivals -------------------------------------------------------------------------------
@@ -23,73 +24,98 @@ def rival_messages(alerts: Iterable[Notification]) -> list[realtime.Message]:
     return [(realtime.player_group(n.player_id), "rival.passed", n.payload) for n in alerts]
 
 
-def notify_rivals(
-    *, player_id: Any, game_id: Any, old_points: int, new_points: int, friends: set[Any] | None = None
-) -> list[Notification]:
-    """Tell the friends a player just passed on a game's board (`friends`: their ids, when
-    the caller has them already).
+def notify_rivals(rises: Sequence[Rise], players: Mapping[uuid.UUID, Player]) -> list[Notification]:
+    """Tell the friends each rise passed on a game's board, for a whole batch of rises in
+    three queries (friendships, the passed friends' rows, the insert) whatever its size.
+    `players`: the risers by id (UUID).
 
     A friend is passed when the player goes from at most the friend's points to strictly
-    more. Players hidden from boards pass nobody, and neither does a player the friend may
-    not name (a private one: `tracker.auth.may_name`), since the alert names them.
+    more. Players hidden from boards pass nobody and are passed by nobody, and a player
+    passes no friend who may not name them (a private one: `tracker.auth.may_name`), since
+    the alert names them. Each (friend, riser, game) is alerted once per batch.
     """
-    player = Player.objects.filter(pk=player_id, boards_hidden=False).first()
-    if player is None or new_points <= old_points:
-        return []
-    friends = friend_ids(player) if friends is None else friends
-    if not friends:
-        return []
-    passed = PlayerGameStats.objects.filter(
-        game_id=game_id,
-        player_id__in=friends,
-        points__gte=old_points,
-        points__lt=new_points,
-        player__boards_hidden=False,
-    ).select_related("game", "player")
-    # Every one of them is a friend of the player, so `friends` is known without a query.
-    passed = [
-        row for row in passed if may_name(Caller(player=row.player), player.pk, player.privacy, friends={player.pk})
+    rises = [
+        rise
+        for rise in rises
+        if rise.kind == "game"
+        and rise.after > rise.before
+        and (riser := players.get(uuid_of(rise.player_id))) is not None
+        and not riser.boards_hidden
     ]
-    return Notification.objects.bulk_create(
-        [
-            Notification(
+    if not rises:
+        return []
+    friends = friend_ids_by_player({uuid_of(rise.player_id) for rise in rises})
+    everyone = set().union(*friends.values())
+    if not everyone:
+        return []
+    # One superset query: every friend's row on every risen game within the batch's widest
+    # window; each rise then keeps the rows of its own friends, game and window.
+    rows = {
+        (row.game_id, row.player_id): row
+        for row in PlayerGameStats.objects.filter(
+            game_id__in={uuid_of(rise.scope) for rise in rises},
+            player_id__in=everyone,
+            points__gte=min(rise.before for rise in rises),
+            points__lt=max(rise.after for rise in rises),
+            player__boards_hidden=False,
+        ).select_related("game", "player")
+    }
+    alerts: dict[tuple[Any, Any, Any], Notification] = {}
+    for rise in rises:
+        riser = players[uuid_of(rise.player_id)]
+        game_id = uuid_of(rise.scope)
+        for friend in friends[riser.pk]:
+            row = rows.get((game_id, friend))
+            if row is None or not rise.before <= row.points < rise.after:
+                continue
+            # Every one of them is a friend of the riser, so `friends` is known without a query.
+            if not may_name(Caller(player=row.player), riser.pk, riser.privacy, friends={riser.pk}):
+                continue
+            alerts[(row.player_id, riser.pk, game_id)] = Notification(
                 player_id=row.player_id,
                 kind=Notification.Kind.RIVAL,
                 payload={
-                    "game_id": str(game_id),
+                    "game_id": str(rise.scope),
                     "game_name": row.game.name,
                     "game_slug": row.game.slug,
-                    "rival_id": str(player.pk),
-                    "rival_username": player.username,
-                    "rival_points": new_points,
+                    "rival_id": str(riser.pk),
+                    "rival_username": riser.username,
+                    "rival_points": rise.after,
                     "your_points": row.points,
                 },
             )
-            for row in passed
-        ]
-    )
+    return Notification.objects.bulk_create(alerts.values())
 
 
 # --- Live board events --------------------------------------------------------------------
 
 
+def coalesced(rises: Iterable[Rise]) -> list[Rise]:
+    """One rise per player and board: from the points before the first of them to the
+    points after the last (the newest state), in the order each first appeared. A burst of
+    unlocks by one player then announces one move per board, not one per unlock."""
+    merged: dict[tuple[str, str, str], Rise] = {}
+    for rise in rises:
+        key = (rise.kind, rise.scope, str(rise.player_id))
+        seen = merged.get(key)
+        merged[key] = (
+            rise
+            if seen is None
+            else seen._replace(before=min(seen.before, rise.before), after=max(seen.after, rise.after))
+        )
+    return list(merged.values())
+
+
 def announce_rises(rises: Sequence[Rise]) -> int:
     """The slower live side of unlocks (a Celery task, after the relay): leaderboard.updated
-    on every board that moved and rival alerts. Alerts are recorded in the same transaction
-    as the send succeeds; a failed send raises and records none. Returns events sent."""
+    on every board that moved and rival alerts, for the rises coalesced per player and
+    board. Alerts are recorded in the same transaction as the send succeeds; a failed send
+    raises and records none. Returns events sent."""
+    rises = coalesced(rises)
+    players = Player.objects.in_bulk({uuid_of(rise.player_id) for rise in rises})
     with transaction.atomic():
-        messages = board_moves(rises)
-        risers = friend_ids_by_player({uuid_of(rise.player_id) for rise in rises if rise.kind == "game"})
-        for rise in rises:
-            if rise.kind == "game" and risers[uuid_of(rise.player_id)]:
-                alerts = notify_rivals(
-                    player_id=rise.player_id,
-                    game_id=rise.scope,
-                    old_points=rise.before,
-                    new_points=rise.after,
-                    friends=risers[uuid_of(rise.player_id)],
-                )
-                messages += rival_messages(alerts)
+        messages = board_moves(rises, players)
+        messages += rival_messages(notify_rivals(rises, players))
         realtime.broadcast(messages, strict=True)
     return len(messages)
 
@@ -102,7 +128,7 @@ class _Season(NamedTuple):
 NO_SEASON = _Season(None, "")  # a season deleted since its rise was recorded
 
 
-def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
+def board_moves(rises: Iterable[Rise], players: Mapping[uuid.UUID, Player] | None = None) -> list[realtime.Message]:
     """leaderboard.updated events for players whose points rose: to everyone watching each
     board they are on (all regions and their region) and, for the all-regions board, to the
     player. rank_change = new rank - old rank (negative: moved up); None when newly ranked.
@@ -110,7 +136,8 @@ def board_moves(rises: Iterable[Rise]) -> list[realtime.Message]:
     included; the player's own stream tells them their moves in full. Two queries and one
     index round trip, however many rises."""
     rises = list(rises)
-    players = Player.objects.in_bulk([uuid_of(rise.player_id) for rise in rises])
+    if players is None:
+        players = Player.objects.in_bulk([uuid_of(rise.player_id) for rise in rises])
     seasons = {
         str(pk): _Season(game_id, region)
         for pk, game_id, region in Season.objects.filter(

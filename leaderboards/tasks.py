@@ -49,10 +49,12 @@ RISES_PER_TASK = 200
 
 
 def relay_board_moves(events: list[BoardMovesPayload]) -> None:
-    """Outbox handler: hand the rises of a batch of unlocks to the workers, RISES_PER_TASK
-    to a task. Raises when the broker is unreachable, so the events stay pending (and only
+    """Outbox handler: hand the rises of a batch of unlocks to the workers, coalesced (one
+    per player and board, the newest points: `live.coalesced`), RISES_PER_TASK to a task.
+    The relay runs this kind at most once a tick (`relay_outbox --tick`), so a burst's
+    moves share tasks and events. Raises when the broker is unreachable, so the events stay pending (and only
     these); a repeat after a partial publish sends some moves twice, which is harmless."""
-    rises = [rise for event in events for rise in event["rises"]]
+    rises = [rise.item() for rise in live.coalesced(Rise.of(rise) for event in events for rise in event["rises"])]
     for start in range(0, len(rises), RISES_PER_TASK):
         announce_board_moves.delay(rises[start : start + RISES_PER_TASK])
 

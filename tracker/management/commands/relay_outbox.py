@@ -14,8 +14,15 @@ from infra import outbox, realtime
 log = logging.getLogger("questboard.outbox")
 
 MAX_PAUSE = 30.0
-FULL_CHECK = 1.0  # seconds between looks at the table itself
+FULL_CHECK = 1.0  # seconds between looks at the table itself while the sequence is still
+# An event takes its id when inserted and becomes visible at commit, moments later. After
+# the sequence moved the relay keeps looking at the table this long, so an event whose
+# commit lagged its id is relayed at the next poll, not at the next FULL_CHECK.
+COMMIT_GRACE = 0.25
 VACUUM_AFTER = 5_000  # events relayed between vacuums of the table (see outbox.vacuum)
+# Kinds relayed at most once a tick while busy: their events pile up meanwhile and go out
+# together, coalesced (leaderboards.live.coalesced). A lone event goes out at once.
+TICKED = ("board_moves",)
 
 
 class Command(BaseCommand):
@@ -29,8 +36,14 @@ class Command(BaseCommand):
         # transactions. An idle poll reads one sequence, so 50 a second cost nothing.
         parser.add_argument("--poll", type=float, default=0.02, help="Seconds between polls when idle.")
         parser.add_argument("--once", action="store_true", help="Relay what is pending, then exit.")
+        parser.add_argument(
+            "--tick",
+            type=float,
+            default=0.1,
+            help=f"Seconds between two relays of {', '.join(TICKED)} while busy (0: no tick).",
+        )
 
-    def handle(self, *args: Any, poll: float, once: bool, **options: Any) -> None:
+    def handle(self, *args: Any, poll: float, once: bool, tick: float, **options: Any) -> None:
         if once:
             self.stdout.write(f"relayed {outbox.relay_pending()}")
             return
@@ -43,27 +56,40 @@ class Command(BaseCommand):
         retry_at: dict[str, float] = {}
         pause: dict[str, float] = {}
         seen: int | None = None  # the last event id the relay looked past
+        look_until = 0.0  # keep looking at the table until then (COMMIT_GRACE)
         full_check = 0.0
         since_vacuum = 0
+        last_run: dict[str, float] = {}  # when each ticked kind last relayed something
+        held_until: float | None = None  # a ticked kind waits for its tick: look again then
         while not stopping:
             relayed = 0
             try:
                 # While idle, only the id sequence is read: nothing new was written if it
-                # did not move. Once a second the table itself is looked at, for events of
-                # transactions that took their id before the last look and committed after.
+                # did not move for COMMIT_GRACE. Once a second the table itself is looked
+                # at, for events of transactions that took their id long before commit.
                 latest = outbox.latest_id()
                 now = time.monotonic()
-                if latest is not None and latest == seen and now - full_check < FULL_CHECK:
+                if latest != seen:
+                    seen, look_until = latest, now + COMMIT_GRACE
+                held = held_until is not None and now >= held_until
+                if now >= look_until and now - full_check < FULL_CHECK and not held:
                     time.sleep(poll)
                     continue
                 if now - full_check >= FULL_CHECK:
                     full_check = now
-                seen = latest
+                held_until = None
                 for kind in settings.OUTBOX_HANDLERS:
                     if retry_at.get(kind, 0.0) > time.monotonic():
                         continue
+                    if kind in TICKED and tick and now - last_run.get(kind, -tick) < tick:
+                        due = last_run[kind] + tick
+                        held_until = due if held_until is None else min(held_until, due)
+                        continue
                     try:
-                        relayed += outbox.relay_kind(kind)
+                        done = outbox.relay_kind(kind)
+                        relayed += done
+                        if done and kind in TICKED:
+                            last_run[kind] = now
                         pause.pop(kind, None)
                         retry_at.pop(kind, None)
                     except OperationalError:
