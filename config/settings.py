@@ -91,17 +91,19 @@ MIDDLEWARE = [
     "infra.middleware.DatabaseBusyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's middleware, each skipped by API calls that carry a game key or an
+    # access token (infra.middleware.BrowserOnly names what it wraps).
+    "infra.middleware.Sessions",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "infra.middleware.Csrf",
+    "infra.middleware.SignedInUser",
     # After authentication: a signed-in player's pages are charged to the player.
     "infra.ratelimits.RateLimitMiddleware",
     # Reads to a replica where staleness is harmless (only with DATABASE_REPLICA_URLS).
     "infra.middleware.ReplicaReadMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "infra.middleware.Messages",
+    "infra.middleware.NoFraming",
+    "infra.middleware.ContentSecurityPolicy",
 ]
 
 # Content-Security-Policy on every page (django-csp): scripts only from our own static
@@ -356,6 +358,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["infra.parsers.BoundedJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "infra.parsers.FastNegotiation",
     "DEFAULT_SCHEMA_CLASS": "infra.schema.QuestboardSchema",
     "EXCEPTION_HANDLER": "infra.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -4,10 +4,17 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
+from csp.middleware import CSPMiddleware
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.log import log_response
 
 from infra import replicas
@@ -140,3 +147,67 @@ class ReplicaReadMiddleware:
         if replicas.replica_failed(exception):
             return HttpResponse(status=503)  # never sent: __call__ answers the request again
         return None
+
+
+# The credentials the API authenticates by (tracker.auth): a request carrying one names its
+# caller without cookies.
+API_CREDENTIALS = ("Api-Key ", "Bearer ")
+
+
+def is_api_call(request: HttpRequest) -> bool:
+    """An API request that names its caller by a game key or an access token: nothing a
+    browser middleware keeps (session, CSRF cookie, messages, the signed-in user, a page's
+    framing and script policy) applies to it. The API authenticates by neither cookie nor
+    session (REST_FRAMEWORK's authentication classes), and its read pins name such a caller
+    by the credential (`infra.replicas.caller_subjects`)."""
+    return request.path_info.startswith("/api/") and request.META.get("HTTP_AUTHORIZATION", "").startswith(
+        API_CREDENTIALS
+    )
+
+
+class BrowserOnly:
+    """Mixed into a browser middleware, before it: API calls (`is_api_call`) skip it.
+
+    Each costs an API call something and gives it nothing: the Content-Security-Policy
+    header alone was built afresh for every unlock. Pages, the admin, the API docs and API
+    requests without a credential (a browser reading boards) go through them as before.
+    Subclasses of the middleware they wrap, so Django's checks (the admin's need for
+    sessions, auth and messages) still find them.
+    """
+
+    sync_capable = True
+    async_capable = False  # the layers above it are synchronous: no thread hops
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api_call(request):
+            return self.get_response(request)  # type: ignore[attr-defined]
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class Sessions(BrowserOnly, SessionMiddleware):
+    pass
+
+
+class Csrf(BrowserOnly, CsrfViewMiddleware):
+    def process_view(
+        self, request: HttpRequest, callback: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        if is_api_call(request):
+            return None
+        return super().process_view(request, callback, args, kwargs)
+
+
+class SignedInUser(BrowserOnly, AuthenticationMiddleware):
+    pass
+
+
+class Messages(BrowserOnly, MessageMiddleware):
+    pass
+
+
+class NoFraming(BrowserOnly, XFrameOptionsMiddleware):
+    pass
+
+
+class ContentSecurityPolicy(BrowserOnly, CSPMiddleware):
+    pass

@@ -8,6 +8,9 @@ token views included, so each of these is a 400 `parse_error` before any view ru
   500), and deep data would recurse through every serializer after it;
 - a string (value or key) holding an unpaired UTF-16 surrogate (`"\\ud800"`): valid JSON
   syntax, but not text, so it can be neither stored nor echoed back in an error message.
+
+`FastNegotiation` is every API view's content negotiation: the same answer as DRF's, without
+parsing the Accept header when it asks for anything (or nothing) at all.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import re
 from typing import Any
 
 from rest_framework.exceptions import ParseError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
 
 MAX_JSON_DEPTH = 32
 
@@ -50,3 +56,19 @@ def check_document(data: Any) -> None:
                 pending.extend((item, depth + 1) for item in value.values())
             else:
                 pending.extend((item, depth + 1) for item in value)
+
+
+class FastNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for what game servers send: no Accept, `*/*`, or
+    exactly the view's first renderer's type, and no `?format=` or format suffix. DRF then
+    picks that first renderer too; parsing the header for it was a tenth of a millisecond
+    of every unlock. Anything else goes through DRF's own rules (406 included)."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        if renderers and not format_suffix and not request.META.get("QUERY_STRING"):
+            first, accept = renderers[0], request.META.get("HTTP_ACCEPT", "*/*")
+            if accept == "*/*" or accept == first.media_type:
+                return first, first.media_type
+        return super().select_renderer(request, renderers, format_suffix)
