@@ -27,9 +27,10 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from bench import ceilings, config, dataset, load, report, sockets, tools, wrk
-from bench.config import Config
+from bench import ceilings, config, cpu, dataset, load, report, sockets, tools, wrk
+from bench.config import Config, free_port
 from bench.load import Loaded
 from bench.openloop import fire, get, post
 from bench.servers import Servers, management_commands, raise_file_limit
@@ -41,6 +42,10 @@ ACCESS_5XX = re.compile(r'" 5\d\d ')
 # pairs are left (twice the batch target of 10,000/s); the cursor then moves only as far as
 # wrk really went. Past the last pair wrk would get 404s, counted as errors.
 UNLOCK_ROOM_PER_SECOND = 20_000
+# A toast not on its player's socket this long after the last unlock of its phase was sent
+# is counted lost (the pipeline and light-load sections).
+TOAST_GRACE_MS = 5000.0
+DRAIN_SECONDS = 240
 
 
 class Run:
@@ -57,6 +62,11 @@ class Run:
         self.settled: dict[str, float] = {}
         self.sections: dict[str, Any] = {}
         self.deaths: list[dict[str, str]] = []
+        self.meter = cpu.Meter(
+            lambda: {server.pid: name for name, server in servers.running.items() if server.alive()},
+            database=load.database_name(cfg.database_url),
+            redis_port=urlparse(cfg.redis_url).port or 6379,
+        )
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -82,13 +92,24 @@ class Run:
         print(f"   {summary_line(result)} ({time.perf_counter() - started:.0f} s)", flush=True)
         return result
 
-    def run_wrk(self, script: str, args: list[str], *, seconds: int, shape: tuple[int, int] = wrk.SATURATION) -> dict:
+    def run_wrk(
+        self, script: str, args: list[str], *, seconds: int, shape: tuple[int, int] = wrk.SATURATION, url: str = ""
+    ) -> dict:
         """A wrk run, with the share of a core the servers used during it."""
         cpu_before = self.servers.cpu_seconds()
-        result = wrk.run(script, self.url, args, seconds=seconds, shape=shape)
+        result = wrk.run(script, url or self.url, args, seconds=seconds, shape=shape)
         figures = result.as_dict()
         figures["server_cpu_share"] = round((self.servers.cpu_seconds() - cpu_before) / result.seconds, 2)
         return figures
+
+    def drained(self) -> float:
+        """Wait for the unlocks' background work (relay, Celery, Daphne) to finish, inside
+        the CPU window: what an unlock costs includes what it sets off. Waits at most
+        DRAIN_SECONDS (the smoke run only proves the path: seconds); a figure whose drain
+        reached that bound undercounts the background work (the JSON says so)."""
+        if self.cfg.smoke:
+            return self.servers.settle(window=0.3, timeout=5)
+        return self.servers.settle(window=1.0, timeout=DRAIN_SECONDS)
 
     def get(self, path: str, *, players: bool, shape: tuple[int, int], seconds: int, auth: str = "") -> dict:
         args = [path, str(self.cfg.players if players else 0), auth]
@@ -103,7 +124,10 @@ class Run:
         threads = wrk.SATURATION[0]
         args = [path, self.loaded.key, str(base), str(self.http_pairs.first_player), str(self.http_pairs.span)]
         args += [str(dataset.PRELOADED), str(threads), str(batch)]
+        window = self.meter.window()
         figures = self.run_wrk("unlock.lua", args, seconds=seconds)
+        figures["drain_seconds"] = self.drained()
+        figures["cpu"] = window.stop(unlocks=max(figures["requests"] - figures["errors"], 0) * batch)
         load.advance_to(self.cfg, dataset.HTTP_CURSOR, figures["next"])
         if batch > 1:
             figures["requests_per_second"] = figures["throughput"]
@@ -134,7 +158,8 @@ class Run:
         self.warm_up()
         self.section("pgbench", lambda: ceilings.postgres(cfg, game))
         self.section("redis", lambda: ceilings.redis_commands(cfg, game))
-        self.section("noop", lambda: self.get("/bench/noop", players=False, shape=wrk.SATURATION, seconds=cfg.duration))
+        self.section("noop", lambda: self.noop(self.url))
+        self.section("noop_plain", self.noop_plain)
         # Reads before writes: the data they read is the loaded data, and no write's
         # background work (announcements, index upkeep) runs beside them.
         reads = {
@@ -148,12 +173,81 @@ class Run:
         self.section("idle_sockets", self.idle_sockets)
         # The live run before the write floods, so its events queue behind no backlog.
         self.section("live", self.live)
+        self.section("pipeline", self.pipeline)
+        self.section("light", self.light)
         self.section("unlock_rate", self.unlock_rate)
         self.section("unlock", lambda: self.unlocks(batch=1, seconds=cfg.duration))
         self.section("batch", lambda: self.unlocks(batch=dataset.BATCH, seconds=cfg.duration))
         if len(cfg.workers) > 1:
             self.sweep()
         return self.sections
+
+    def noop(self, url: str) -> dict[str, Any]:
+        """The do-nothing view at saturation, with the web processes' CPU per request."""
+        window = self.meter.window()
+        figures = self.run_wrk("get.lua", ["/bench/noop", "0", ""], seconds=self.cfg.duration, url=url)
+        measured = window.stop(unlocks=figures["requests"])
+        web = "web_plain" if url != self.url else "web"
+        figures["web_cpu_ms_per_request"] = (
+            round(1000 * measured["cpu_seconds"].get(web, 0.0) / figures["requests"], 3)
+            if figures["requests"]
+            else None
+        )
+        return figures
+
+    def noop_plain(self) -> dict[str, Any]:
+        """A plain DRF app (bench/plain_settings.py: no middleware, no database) served by
+        the same gunicorn command and workers, measured like the app's own do-nothing view."""
+        port = free_port(besides=self.cfg.http_port)
+        self.servers.start_gunicorn(
+            self.cfg.workers[0], name="gunicorn_plain", port=port, app="bench.plain_wsgi:application"
+        )
+        try:
+            self.servers.wait_ready()
+            for _ in range(6 * self.cfg.workers[0]):
+                request("GET", port, "/bench/noop")
+            return self.noop(f"http://127.0.0.1:{port}")
+        finally:
+            self.servers.stop("gunicorn_plain")
+
+    def pipeline(self) -> dict[str, Any]:
+        """Every production process on this machine, the live players on /ws/me/, fresh
+        unlocks for them open loop at each of the pipeline rates in turn: requests, toasts
+        and every process's CPU per unlock."""
+        rates = self.cfg.pipeline_rates
+        phases = [(f"{rate}/s", rate, rate * self.cfg.pipeline_duration) for rate in rates]
+        return {"phases": asyncio.run(self.live_phases(phases))}
+
+    def light(self) -> dict[str, Any]:
+        """The light-load tail: a few unlocks at a low rate, each toast's latency."""
+        phases = [("light", self.cfg.light_rate, self.cfg.light_unlocks)]
+        return asyncio.run(self.live_phases(phases))["light"]
+
+    async def live_phases(self, phases: list[tuple[str, int, int]]) -> dict[str, dict[str, Any]]:
+        """Each (name, rate, unlocks) in turn over the same open sockets; each phase's CPU
+        window runs until its background work has drained."""
+        results = {}
+        async with sockets.Listeners(self.cfg.ws_port, self.tokens) as listeners:
+            for name, rate, count in phases:
+                base = load.take(self.cfg, dataset.LIVE_CURSOR, count)
+                wanted = sockets.wanted_pairs(self.live_pairs, base, count)  # raises if the pairs ran out
+                window = self.meter.window()
+                phase = await sockets.toasts(
+                    listeners,
+                    self.cfg.http_port,
+                    key=self.loaded.key,
+                    wanted=wanted,
+                    rate=rate,
+                    grace_ms=TOAST_GRACE_MS,
+                )
+                phase["drain_seconds"] = await asyncio.to_thread(self.drained)
+                phase["cpu"] = window.stop(unlocks=phase["unlocks_created"])
+                phase["sockets"] = len(self.tokens)
+                phase["throughput"] = phase["served_per_second"]
+                # Lost toasts are a target missed, not a failed request: the table says so.
+                phase["errors"] = phase["http"]["errors"] + phase["stray_events"]
+                results[name] = phase
+        return results
 
     def read(self, path: str, players: bool, auth: str) -> dict[str, Any]:
         return {
@@ -222,10 +316,7 @@ class Run:
             self.servers.start_gunicorn(workers)
             self.servers.wait_ready()
             self.warm_up()
-            noop = self.section(
-                f"sweep {workers} noop",
-                lambda: self.get("/bench/noop", players=False, shape=wrk.SATURATION, seconds=self.cfg.duration),
-            )
+            noop = self.section(f"sweep {workers} noop", lambda: self.noop(self.url))
             unlock = self.section(f"sweep {workers} unlock", lambda: self.unlocks(batch=1, seconds=self.cfg.duration))
             entries.append({"workers": workers, "noop": noop, "unlock": unlock})
         self.sections["sweep"] = entries
@@ -242,6 +333,8 @@ def summary_line(result: dict[str, Any]) -> str:
         return " / ".join(f"{name}: {summary_line(result[name])}" for name in ("rate", "moderate", "saturation"))
     if "single" in result:
         return " / ".join(f"{name}: {summary_line(figures)}" for name, figures in result.items())
+    if "phases" in result:
+        return " / ".join(f"{name}: {summary_line(f)}" for name, f in result["phases"].items())
     if "members" in result:
         return " / ".join(f"{name}: {summary_line(f)}" for name, f in result.items() if isinstance(f, dict))
     p99 = result.get("p99_ms")
@@ -354,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
             "rate_duration_s": cfg.rate_duration,
             "unlock_rate": cfg.unlock_rate,
             "live_rate": cfg.live_rate,
+            "pipeline_rates": cfg.pipeline_rates,
+            "pipeline_duration_s": cfg.pipeline_duration,
+            "light_unlocks": cfg.light_unlocks,
+            "light_rate": cfg.light_rate,
             "idle_sockets": cfg.idle_sockets,
             "live_players": cfg.live_players,
             "pgbench_seconds": cfg.pgbench_seconds,
@@ -378,9 +475,12 @@ def main(argv: list[str] | None = None) -> int:
         load_average_at_end=[round(value, 2) for value in os.getloadavg()],
     )
     rows = report.build_rows(cfg, sections)
-    path = report.write(cfg, document, rows)
+    cpu_rows = report.cpu_rows(cfg, sections)
+    path = report.write(cfg, document, rows, cpu_rows)
     print()
     report.print_table(rows)
+    print()
+    report.print_cpu_table(cpu_rows)
     print(f"\nsetup seconds: {loaded.timings}")
     if any(server_errors.values()):
         print(f"servers logged errors: {server_errors} (logs in {log_dir})")

@@ -21,6 +21,26 @@ ROOT = Path(__file__).resolve().parent.parent
 # their budgets are raised, not switched off, so every request still pays the rate limiter
 # its round trip (docs/rate-limits.md) and the figures include it.
 BENCH_REQUESTS_PER_MINUTE = 60_000_000
+# The sections, in the order they run (`--only` takes these names).
+SECTIONS = (
+    "pgbench",
+    "redis",
+    "noop",
+    "noop_plain",
+    "rank",
+    "around",
+    "top100",
+    "dashboard",
+    "idle_sockets",
+    "live",
+    "pipeline",
+    "light",
+    "unlock_rate",
+    "unlock",
+    "batch",
+)
+# The seed's peak (167 unlocks/s with live toasts), and twice it.
+PIPELINE_RATES = "167,333"
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,8 @@ class Preset:
     live_players: int
     pgbench_seconds: int
     redis_requests: int
+    pipeline_duration: int  # seconds of each open-loop rate of the pipeline section
+    light_unlocks: int  # unlocks of the light-load tail, at LIGHT_RATE
 
 
 FULL = Preset(
@@ -52,6 +74,8 @@ FULL = Preset(
     live_players=200,
     pgbench_seconds=10,
     redis_requests=200_000,
+    pipeline_duration=20,
+    light_unlocks=60,
 )
 
 # Seconds, not minutes: the same code path at a scale that only proves it works.
@@ -68,6 +92,8 @@ SMOKE = Preset(
     live_players=200,
     pgbench_seconds=1,
     redis_requests=10_000,
+    pipeline_duration=1,
+    light_unlocks=10,
 )
 
 
@@ -92,6 +118,10 @@ class Config:
     live_players: int
     pgbench_seconds: int
     redis_requests: int
+    pipeline_rates: list[int]
+    pipeline_duration: int
+    light_unlocks: int
+    light_rate: int
     http_port: int
     ws_port: int
     reuse: bool
@@ -147,6 +177,21 @@ def parse_workers(value: str) -> list[int]:
     return counts
 
 
+def parse_rates(value: str) -> list[int]:
+    rates = [int(part) for part in value.split(",") if part.strip()]
+    if not rates or min(rates) < 1:
+        raise argparse.ArgumentTypeError("rates are positive integers, e.g. 167,333")
+    return rates
+
+
+def parse_only(value: str) -> frozenset[str]:
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    unknown = sorted(names - set(SECTIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no such section: {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
+    return names
+
+
 def parse_env(value: str) -> tuple[str, str]:
     name, sep, setting = value.partition("=")
     if not sep or not name:
@@ -180,6 +225,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--live-rate", type=int, default=200, help="unlocks/s during the unlock-to-socket run")
     p.add_argument("--idle-sockets", type=int, help="idle WebSocket connections to hold (BENCH_IDLE_SOCKETS)")
     p.add_argument("--live-players", type=int, help="players listening on /ws/me/ during the live run")
+    p.add_argument(
+        "--pipeline-rates",
+        type=parse_rates,
+        help=f"open-loop unlock rates of the pipeline section, one after the other (default {PIPELINE_RATES})",
+    )
+    p.add_argument("--pipeline-duration", type=int, help="seconds at each pipeline rate (default 20)")
+    p.add_argument("--light-unlocks", type=int, help="unlocks of the light-load tail (default 60)")
+    p.add_argument("--light-rate", type=int, default=20, help="unlocks/s of the light-load tail (default 20/s)")
     p.add_argument("--pgbench-seconds", type=int, help="seconds per pgbench run")
     p.add_argument("--redis-requests", type=int, help="requests per redis-benchmark command")
     p.add_argument("--http-port", type=int, default=0, help="gunicorn port (default: a free one)")
@@ -188,9 +241,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--artifacts", type=Path, default=ROOT / "artifacts", help="where the JSON report goes")
     p.add_argument(
         "--only",
-        default="",
+        type=parse_only,
+        default=frozenset(),
         metavar="SECTION,...",
-        help="run only these sections (e.g. noop,unlock,batch): for iterating on one path",
+        help=f"run only these sections, for iterating on one path: {', '.join(SECTIONS)}",
     )
     p.add_argument(
         "--env",
@@ -235,20 +289,24 @@ def from_args(argv: list[str] | None = None) -> Config:
         live_players=args.live_players or preset.live_players,
         pgbench_seconds=args.pgbench_seconds or preset.pgbench_seconds,
         redis_requests=args.redis_requests or preset.redis_requests,
+        pipeline_rates=args.pipeline_rates or parse_rates("20,40" if args.smoke else PIPELINE_RATES),
+        pipeline_duration=args.pipeline_duration or preset.pipeline_duration,
+        light_unlocks=args.light_unlocks or preset.light_unlocks,
+        light_rate=args.light_rate,
         http_port=http_port,
         ws_port=args.ws_port or free_port(besides=http_port),
         reuse=args.reuse,
         artifacts=args.artifacts,
         server_env=dict(args.env),
-        only=frozenset(name.strip() for name in args.only.split(",") if name.strip()),
+        only=args.only,
     )
     # The live players are set apart from the rest, and the batch unlocks need 100 others.
     if cfg.players < cfg.live_players + 100:
         p.error(f"--players must be at least --live-players + 100 ({cfg.live_players + 100})")
-    if min(cfg.duration, cfg.moderate_duration, cfg.rate_duration, cfg.pgbench_seconds) < 1:
+    if min(cfg.duration, cfg.moderate_duration, cfg.rate_duration, cfg.pgbench_seconds, cfg.pipeline_duration) < 1:
         p.error("durations are whole seconds, at least 1")
-    if min(cfg.idle_sockets, cfg.unlock_rate, cfg.live_rate) < 1:
-        p.error("--idle-sockets, --unlock-rate and --live-rate must be positive")
+    if min(cfg.idle_sockets, cfg.unlock_rate, cfg.live_rate, cfg.light_unlocks, cfg.light_rate) < 1:
+        p.error("--idle-sockets, --unlock-rate, --live-rate, --light-unlocks and --light-rate must be positive")
     # The run drops its database and flushes its Redis database: never someone else's.
     if "bench" not in urlparse(cfg.database_url).path:
         p.error(f"the bench drops its database, so its name must contain 'bench': {cfg.database_url}")

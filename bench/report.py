@@ -21,8 +21,11 @@ import psycopg
 import redis
 
 from bench.config import ROOT, Config
+from bench.cpu import SERVER_ROLES, SHARED_ROLES
 
 READS = ("rank", "around", "top100", "dashboard")
+# The whole pipeline's CPU per unlock, every server process summed (the issue's target).
+CPU_TARGET_MS = 4.0
 
 
 @dataclass
@@ -100,7 +103,17 @@ def part(sections: dict[str, Any], *path: str) -> dict[str, Any]:
 def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
     noop_figures = part(sections, "noop")
     noop = noop_figures["throughput"] or None
-    rows = [row("noop", f"noop (ceiling, {cfg.workers[0]} workers)", noop_figures)]
+    rows = [row("noop", f"noop (ceiling, {cfg.workers[0]} workers){web_ms(noop_figures)}", noop_figures)]
+    plain = part(sections, "noop_plain")
+    # Above 1: the plain app is faster; the ratio is what the app's middleware and settings cost.
+    rows.append(
+        row(
+            "noop_plain",
+            f"plain DRF do-nothing app, no middleware{web_ms(plain)}",
+            plain,
+            noop=noop,
+        )
+    )
 
     unlock = part(sections, "unlock")
     rows.append(
@@ -181,6 +194,7 @@ def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
             met=below(live.get("p99_ms"), 100) and live.get("never_arrived") == 0,
         )
     )
+    rows += pipeline_rows(cfg, sections)
     for name in ("single", "batch"):
         figures = part(sections, "pgbench", name)
         rows.append(
@@ -207,6 +221,106 @@ def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
+
+
+def web_ms(figures: dict[str, Any]) -> str:
+    ms = figures.get("web_cpu_ms_per_request")
+    return f", gunicorn {ms:.2f} ms CPU/req" if isinstance(ms, int | float) else ""
+
+
+def pipeline_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
+    """Each pipeline rate as two rows (its requests; its toasts), then the light-load tail.
+    Lost toasts are a target missed, not an error of the run."""
+    rows = []
+    peak = cfg.pipeline_rates[0]
+    for rate in cfg.pipeline_rates:
+        phase = part(sections, "pipeline", "phases", f"{rate}/s")
+        http = phase.get("http", {})
+        at_peak = rate == peak
+        rows.append(
+            row(
+                f"pipeline_{rate}",
+                f"pipeline {rate}/s open loop, {phase.get('sockets', '?')} sockets: requests",
+                phase | {key: http.get(key) for key in ("p50_ms", "p95_ms", "p99_ms")},
+                unit="unlocks/s",
+                target="0 errors, p99 < 50 ms" if at_peak else "0 errors",
+                met=below(http.get("p99_ms"), 50) if at_peak else "failed" not in phase,
+            )
+        )
+        lost = phase.get("lost", "?")
+        rows.append(
+            row(
+                f"pipeline_{rate}_toast",
+                f"pipeline {rate}/s: unlock to toast (max {phase.get('max_ms', 0):,.0f} ms, {lost} lost)",
+                phase | {"throughput": phase.get("toasts_received", 0) / cfg.pipeline_duration},
+                unit="toasts/s",
+                target="p99 < 100 ms, 0 lost" if at_peak else "0 lost",
+                met=(below(phase.get("p99_ms"), 100) if at_peak else True) and lost == 0,
+            )
+        )
+    light = part(sections, "light")
+    lost = light.get("lost", "?")
+    rows.append(
+        row(
+            "light_toast",
+            f"light load {cfg.light_unlocks} at {cfg.light_rate}/s: unlock to toast "
+            f"(p90 {light.get('p90_ms', 0):.0f}, max {light.get('max_ms', 0):.0f} ms, {lost} lost)",
+            light | {"throughput": light.get("toasts_received", 0) / max(light.get("seconds", 1), 1e-9)},
+            unit="toasts/s",
+            target="every toast < 100 ms",
+            met=below(light.get("max_ms"), 100) and lost == 0,
+        )
+    )
+    return rows
+
+
+def cpu_rows(cfg: Config, sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """ms of CPU per unlock, by process, for every section that unlocked."""
+    measured = [("unlock (saturation)", part(sections, "unlock")), ("batch (100 a request)", part(sections, "batch"))]
+    for rate in cfg.pipeline_rates:
+        measured.append((f"pipeline {rate}/s", part(sections, "pipeline", "phases", f"{rate}/s")))
+    measured.append((f"light {cfg.light_rate}/s", part(sections, "light")))
+    rows = []
+    for name, figures in measured:
+        usage = figures.get("cpu")
+        if not usage:
+            continue
+        total = usage["total_ms_per_unlock"]
+        rows.append(
+            {
+                "section": name,
+                "unlocks": usage["unlocks"],
+                "window_seconds": usage["window_seconds"],
+                **{role: usage["ms_per_unlock"].get(role) for role in (*SERVER_ROLES, "loadgen")},
+                "total": total,
+                "with_loadgen": usage["with_loadgen_ms_per_unlock"],
+                "target": f"total <= {CPU_TARGET_MS:g} ms",
+                "met": total is not None and total <= CPU_TARGET_MS,
+            }
+        )
+    return rows
+
+
+def print_cpu_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    roles = [*SERVER_ROLES, "loadgen"]
+    headers = ["ms CPU per unlock", *(f"{r}*" if r in SHARED_ROLES else r for r in roles), "total", "target", "met?"]
+
+    def ms(value: float | None) -> str:
+        return f"{value:.2f}" if value is not None else "-"
+
+    lines = [
+        [r["section"], *(ms(r[role]) for role in roles), ms(r["total"]), r["target"], "yes" if r["met"] else "NO"]
+        for r in rows
+    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *lines, strict=True)]
+    for cells in [headers, ["-" * w for w in widths], *lines]:
+        print(" | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)))
+    print(
+        "total: every server process (loadgen beside it, not in it); postgres: the bench database's backends only; "
+        "* shared with everything else on the machine"
+    )
 
 
 def print_table(rows: list[Row]) -> None:
@@ -282,9 +396,9 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def write(cfg: Config, document: dict[str, Any], rows: list[Row]) -> Path:
+def write(cfg: Config, document: dict[str, Any], rows: list[Row], cpu: list[dict[str, Any]]) -> Path:
     cfg.artifacts.mkdir(parents=True, exist_ok=True)
-    document = document | {"rows": [asdict(r) for r in rows]}
+    document = document | {"rows": [asdict(r) for r in rows], "cpu_per_unlock": cpu}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     prefix = "bench-smoke" if cfg.smoke else "bench"
     path = cfg.artifacts / f"{prefix}-{stamp}.json"

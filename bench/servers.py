@@ -143,14 +143,19 @@ class Servers:
     # Each is launched without waiting (they boot while the data loads); `wait_ready` then
     # waits for every one of them to answer.
 
-    def start_gunicorn(self, workers: int) -> Server:
+    def start_gunicorn(
+        self, workers: int, *, name: str = "gunicorn", port: int = 0, app: str = "config.wsgi:application"
+    ) -> Server:
+        """The app's gunicorn; or, with the same flags, another WSGI `app` on `port` (the
+        plain DRF app, bench/plain_wsgi.py)."""
+        port = port or self.cfg.http_port
         server = self.start(
-            "gunicorn",
+            name,
             [
                 str(BIN / "gunicorn"),
-                "config.wsgi:application",
+                app,
                 "--bind",
-                f"127.0.0.1:{self.cfg.http_port}",
+                f"127.0.0.1:{port}",
                 "--workers",
                 str(workers),
                 "--worker-class",
@@ -166,7 +171,7 @@ class Servers:
                 "2048",
             ],
         )
-        server.ready = lambda: http_ok(self.cfg.http_port, "/bench/noop")
+        server.ready = lambda: http_ok(port, "/bench/noop")
         return server
 
     def start_daphne(self) -> Server:
@@ -185,7 +190,12 @@ class Servers:
         server = self.start(
             "celery",
             # --purge: messages a killed earlier run left in the bench's own queue.
-            [str(BIN / "celery"), "-A", "config", "worker", "-l", "warning", "-c", "1", "--purge"],
+            # A node name of its own: two runs on one machine (their own queues) would
+            # otherwise both be celery@<host>, whose control queue only one may hold.
+            [
+                *(str(BIN / "celery"), "-A", "config", "worker", "-l", "warning", "-c", "1", "--purge"),
+                *("-n", f"{self.cfg.celery_queue}@%h"),
+            ],
         )
         server.ready = lambda: queue_consumers(self.cfg) > 0
         return server

@@ -102,6 +102,108 @@ class Listener:
             self.arrivals.setdefault(data.get("achievement", {}).get("api_name"), at)
 
 
+class Listeners:
+    """The given players' /ws/me/ sockets, opened on entry and read until exit."""
+
+    def __init__(self, port_ws: int, tokens: dict[str, str]) -> None:
+        self.port_ws = port_ws
+        self.tokens = tokens
+        self.by_player: dict[str, Listener] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Listeners:
+        origin = f"http://127.0.0.1:{self.port_ws}"
+        players = sorted(self.tokens)
+        opened = await bounded(
+            [open_socket(f"ws://127.0.0.1:{self.port_ws}/ws/me/?token={self.tokens[p]}", origin) for p in players],
+            HANDSHAKES_AT_ONCE,
+        )
+        failed = [outcome for outcome in opened if not isinstance(outcome, ClientConnection)]
+        if failed:
+            await bounded([o.close() for o in opened if isinstance(o, ClientConnection)], 1000)
+            raise ConnectionError(f"{len(failed)} of {len(players)} player sockets did not open: {failed[0]!r}")
+        self.by_player = {player: Listener(player, socket) for player, socket in zip(players, opened, strict=True)}
+        self.tasks = [asyncio.create_task(listener.listen()) for listener in self.by_player.values()]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        # Closing a socket while the server still forwards events to it (rank changes follow
+        # each unlock) makes Daphne log an error: close once the stream has gone quiet.
+        loop = asyncio.get_running_loop()
+        quiet_until = loop.time() + 10
+        while loop.time() < quiet_until:
+            if loop.time() - max(listener.last_frame for listener in self.by_player.values()) > 1.0:
+                break
+            await asyncio.sleep(0.1)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await bounded([listener.socket.close() for listener in self.by_player.values()], 1000)
+
+    def arrived(self, player: str, api_name: str) -> float | None:
+        return self.by_player[player].arrivals.get(api_name)
+
+    @property
+    def strays(self) -> int:
+        return sum(listener.strays for listener in self.by_player.values())
+
+
+async def toasts(
+    listeners: Listeners,
+    port_http: int,
+    *,
+    key: str,
+    wanted: list[tuple[str, str]],
+    rate: int,
+    grace_ms: float = NEVER_MS,
+) -> dict[str, Any]:
+    """Post the unlocks `wanted` ((player id, api_name) each, players among the listeners')
+    open loop at `rate`/s, and time each from its request being sent to its
+    achievement.unlocked frame on that player's socket. A toast not there `grace_ms` after
+    the last request was sent is lost."""
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+    strays_before = listeners.strays
+
+    def request_for(i: int) -> bytes:
+        player, api_name = wanted[i]
+        body = json.dumps({"player_id": player, "achievement": api_name}).encode()
+        return openloop.post("/api/v1/achievements/unlock", body, headers)
+
+    seconds = len(wanted) / rate
+    fired = await openloop.fire(port_http, rate=rate, seconds=seconds, request_for=request_for)
+    created = [shot for shot in fired.shots if shot.status == 201]
+
+    # Wait for the stragglers, up to the grace after the last request was sent.
+    loop = asyncio.get_running_loop()
+    last_sent = max((shot.sent for shot in created), default=loop.time())
+    while loop.time() < last_sent + grace_ms / 1000:
+        if all(listeners.arrived(*wanted[shot.index]) is not None for shot in created):
+            break
+        await asyncio.sleep(0.05)
+
+    latencies = []
+    lost = 0
+    for shot in created:
+        arrived = listeners.arrived(*wanted[shot.index])
+        if arrived is None or (arrived - shot.sent) * 1000 > grace_ms:
+            lost += 1
+        else:
+            latencies.append((arrived - shot.sent) * 1000)
+    return {
+        "rate": rate,
+        "seconds": round(seconds, 2),
+        "unlocks_sent": len(fired.shots),
+        "unlocks_created": len(created),
+        "served_per_second": round(len(created) / seconds, 1) if seconds else 0.0,
+        "toasts_received": len(latencies),
+        "lost": lost,
+        "stray_events": listeners.strays - strays_before,
+        "grace_ms": grace_ms,
+        **percentiles(latencies),
+        "http": fired.summary(expected_status=201),
+    }
+
+
 async def unlock_to_socket(
     port_http: int,
     port_ws: int,
@@ -115,76 +217,32 @@ async def unlock_to_socket(
 ) -> dict[str, Any]:
     """Post unlocks for listening players at `rate`/s and time each one from the request
     being sent to its achievement.unlocked event arriving on that player's socket."""
-    origin = f"http://127.0.0.1:{port_ws}"
-    players = sorted(tokens)
-    opened = await bounded(
-        [open_socket(f"ws://127.0.0.1:{port_ws}/ws/me/?token={tokens[p]}", origin) for p in players],
-        HANDSHAKES_AT_ONCE,
-    )
-    failed = [outcome for outcome in opened if not isinstance(outcome, ClientConnection)]
-    if failed:
-        raise ConnectionError(f"{len(failed)} of {len(players)} player sockets did not open: {failed[0]!r}")
-    listeners = {player: Listener(player, socket) for player, socket in zip(players, opened, strict=True)}
-    listening = [asyncio.create_task(listener.listen()) for listener in listeners.values()]
-
-    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
-    wanted: list[tuple[str, str]] = []
-    for i in range(rate * seconds):
-        n, achievement = pairs.pair(base + i)
-        wanted.append((dataset.player_id(n), dataset.api_name(achievement)))
-
-    def request_for(i: int) -> bytes:
-        player, api_name = wanted[i]
-        body = json.dumps({"player_id": player, "achievement": api_name}).encode()
-        return openloop.post("/api/v1/achievements/unlock", body, headers)
-
-    fired = await openloop.fire(port_http, rate=rate, seconds=seconds, request_for=request_for)
-    created = [shot for shot in fired.shots if shot.status == 201]
-
-    # Wait for the stragglers, up to NEVER_MS after the last request was sent.
-    loop = asyncio.get_running_loop()
-    last_sent = max((shot.sent for shot in created), default=loop.time())
-    while loop.time() < last_sent + NEVER_MS / 1000:
-        if all(wanted[shot.index][1] in listeners[wanted[shot.index][0]].arrivals for shot in created):
-            break
-        await asyncio.sleep(0.05)
-
-    # Closing a socket while the server still forwards events to it (rank changes follow
-    # each unlock) makes Daphne log an error: close once the stream has gone quiet.
-    quiet_until = loop.time() + 10
-    while loop.time() < quiet_until:
-        if loop.time() - max(listener.last_frame for listener in listeners.values()) > 1.0:
-            break
-        await asyncio.sleep(0.1)
-
-    latencies = []
-    never = 0
-    for shot in created:
-        player, api_name = wanted[shot.index]
-        arrived = listeners[player].arrivals.get(api_name)
-        if arrived is None or (arrived - shot.sent) * 1000 > NEVER_MS:
-            never += 1
-        else:
-            latencies.append((arrived - shot.sent) * 1000)
-    for task in listening:
-        task.cancel()
-    await asyncio.gather(*listening, return_exceptions=True)
-    await bounded([listener.socket.close() for listener in listeners.values()], 1000)
-
-    http = fired.summary(expected_status=201)
-    strays = sum(listener.strays for listener in listeners.values())
+    wanted = wanted_pairs(pairs, base, rate * seconds)
+    async with Listeners(port_ws, tokens) as listeners:
+        toasted = await toasts(listeners, port_http, key=key, wanted=wanted, rate=rate)
+    http = toasted["http"]
+    never, strays = toasted["lost"], toasted["stray_events"]
     return {
-        "players": len(players),
+        "players": len(tokens),
         "rate": rate,
-        "unlocks_sent": len(fired.shots),
-        "unlocks_created": len(created),
-        "events_received": len(latencies),
+        "unlocks_sent": toasted["unlocks_sent"],
+        "unlocks_created": toasted["unlocks_created"],
+        "events_received": toasted["toasts_received"],
         "never_arrived": never,
         "stray_events": strays,
-        "throughput": round(len(latencies) / seconds, 1),  # events/s delivered
-        **percentiles(latencies),
+        "throughput": round(toasted["toasts_received"] / seconds, 1),  # events/s delivered
+        **{name: toasted[name] for name in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")},
         "http": http,
         "errors": never + http["errors"] + strays,
         "generator_cpu_seconds": http["generator_cpu_seconds"],
         "next": base + len(wanted),
     }
+
+
+def wanted_pairs(pairs: dataset.Pairs, base: int, count: int) -> list[tuple[str, str]]:
+    """(player id, api_name) of the fresh pairs base .. base + count - 1."""
+    wanted = []
+    for i in range(count):
+        n, achievement = pairs.pair(base + i)
+        wanted.append((dataset.player_id(n), dataset.api_name(achievement)))
+    return wanted
