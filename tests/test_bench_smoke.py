@@ -36,6 +36,7 @@ TOOLS = ("wrk", "pgbench", "redis-benchmark")
 # Every figure of the report (bench/report.py builds one row for each).
 EXPECTED_ROWS = [
     "noop",
+    "noop_plain",
     "unlock",
     "unlock_rate",
     "batch",
@@ -53,6 +54,11 @@ EXPECTED_ROWS = [
     "dashboard_saturation",
     "idle_sockets",
     "live",
+    "pipeline_20",
+    "pipeline_20_toast",
+    "pipeline_40",
+    "pipeline_40_toast",
+    "light_toast",
     "pgbench_single",
     "pgbench_batch",
     "redis_zrevrank",
@@ -136,6 +142,18 @@ def test_no_request_failed_and_no_server_logged_an_error(smoke: dict[str, Any]) 
     assert not smoke["report"]["server_deaths"], smoke["report"]["server_deaths"]
     assert not any(smoke["report"]["server_log_errors"].values()), smoke["report"]["server_log_error_samples"]
     assert smoke["exit"] == 0, smoke["output"][-3000:]
+
+
+def test_every_unlock_section_reports_each_process_cpu_per_unlock(smoke: dict[str, Any]) -> None:
+    rows = {row["section"]: row for row in smoke["report"]["cpu_per_unlock"]}
+    assert sorted(rows) == sorted(
+        ["unlock (saturation)", "batch (100 a request)", "pipeline 20/s", "pipeline 40/s", "light 20/s"]
+    )
+    for name, row in rows.items():
+        assert row["unlocks"] > 0, name
+        # The request path and the fan-out each cost something measurable for every unlock.
+        assert row["web"] > 0 and row["postgres"] > 0 and row["relay"] > 0, (name, row)
+        assert row["total"] >= row["web"] + row["postgres"], (name, row)
 
 
 def test_the_report_records_the_machine_and_the_load(smoke: dict[str, Any]) -> None:
