@@ -19,7 +19,9 @@ Counting is the `limits` library's sliding window counter. With Redis
 script reads and increments inside Redis in one step, so a burst spread over any number of
 processes cannot slip past a limit the way a read-then-write counter (DRF's own throttles,
 over the cache) lets it. Without Redis, or while Redis does not answer, the counters live
-in the process (`Limiter`).
+in the process (`Limiter`). A game key's process charges its budget a lease at a time
+(`Limiter._leased`, docs/rate-limits.md "Game keys: leases"): never more than the limit in
+all, one Redis call per lease rather than per request.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ KEY_PREFIX = "qb:rl"
 FALLBACK_SECONDS = 5.0
 # A process warns about the fallback at most this often.
 WARN_EVERY_SECONDS = 60.0
+# A game key's budget is taken from Redis in leases: one charge of up to LEASE_SHARE of its
+# rate (at most LEASE_MAX requests), spent by the process within LEASE_SECONDS. What a
+# lease leaves unspent is counted but never used. Only game keys lease: their budgets are
+# large and they call hot paths (an unlock: one statement and one rank call besides).
+LEASE_SHARE = 0.01
+LEASE_MAX = 100
+LEASE_SECONDS = 1.0
+LEASED_SCOPES = frozenset({"game-key"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,21 @@ class Verdict:
 
 
 ALLOWED = Verdict(True)
+
+
+@dataclass
+class Lease:
+    """Requests a process may still allow on a bucket without asking Redis, until `until`
+    (monotonic seconds). With `left` 0 and `until` ahead, the bucket is near its limit: its
+    requests are charged one at a time until then."""
+
+    left: int
+    until: float
+
+
+def lease_size(limit: int) -> int:
+    """How many requests one lease takes from a budget of `limit` a window."""
+    return max(1, min(LEASE_MAX, int(limit * LEASE_SHARE)))
 
 
 @lru_cache(maxsize=256)
@@ -133,25 +158,49 @@ class Limiter:
             self.shared = SlidingWindowCounterRateLimiter(storage)
         self._shared_from = 0.0
         self._warned_at = -math.inf
+        self.leases: dict[Bucket, Lease] = {}
+        self._leases_lock = threading.Lock()
 
     def charge(self, buckets: Sequence[Bucket]) -> Verdict:
         """Charge each bucket in turn; the first that is full refuses the request (and the
         ones after it are not charged)."""
         for bucket in buckets:
             item = rate_item(bucket.rate)
-            strategy, allowed = self._hit(item, bucket)
+            size = lease_size(item.amount) if bucket.scope in LEASED_SCOPES else 1
+            strategy, allowed = self._leased(item, bucket, size) if size > 1 else self._hit(item, bucket)
             if not allowed:
                 return Verdict(False, self._retry_after(strategy, item, bucket))
         return ALLOWED
 
-    def _hit(self, item: RateLimitItem, bucket: Bucket) -> tuple[SlidingWindowCounterRateLimiter, bool]:
+    def _leased(self, item: RateLimitItem, bucket: Bucket, size: int) -> tuple[SlidingWindowCounterRateLimiter, bool]:
+        """Spend one request of this process's lease on `bucket`, taking a new lease of
+        `size` when it is spent or stale; near the limit (a lease no longer fits), one
+        request at a time, as unleased buckets are."""
+        now = time.monotonic()
+        with self._leases_lock:
+            lease = self.leases.get(bucket)
+            current = lease is not None and now < lease.until
+            if current and lease.left > 0:  # type: ignore[union-attr]
+                lease.left -= 1  # type: ignore[union-attr]
+                return self.local, True
+        if current:
+            return self._hit(item, bucket)  # near the limit
+        strategy, allowed = self._hit(item, bucket, cost=size)
+        with self._leases_lock:
+            if allowed:
+                self.leases[bucket] = Lease(size - 1, now + LEASE_SECONDS)
+                return strategy, True
+            self.leases[bucket] = Lease(0, now + LEASE_SECONDS)
+        return self._hit(item, bucket)
+
+    def _hit(self, item: RateLimitItem, bucket: Bucket, cost: int = 1) -> tuple[SlidingWindowCounterRateLimiter, bool]:
         shared = self.shared
         if shared is not None and time.monotonic() >= self._shared_from:
             try:
-                return shared, shared.hit(item, bucket.scope, bucket.who)
+                return shared, shared.hit(item, bucket.scope, bucket.who, cost=cost)
             except RedisError as error:
                 self._fall_back(error)
-        return self.local, self.local.hit(item, bucket.scope, bucket.who)
+        return self.local, self.local.hit(item, bucket.scope, bucket.who, cost=cost)
 
     def _fall_back(self, error: RedisError) -> None:
         now = time.monotonic()

@@ -162,6 +162,34 @@ def test_a_game_key_with_a_low_limit_is_held_to_it_and_other_keys_are_not(api: A
     assert api.as_key(game_key).get(GAMES_URL).status_code == 200
 
 
+def test_a_game_keys_process_asks_redis_once_per_lease_of_its_budget(api: Api, game: Game, meter: Any) -> None:
+    client = api.as_key(game_key_create(game=game, requests_per_minute=6000))  # leases of 60
+
+    with meter.measure() as sixty:
+        answered = [client.get(GAMES_URL) for _ in range(60)]
+    with meter.measure() as one_more:
+        assert client.get(GAMES_URL).status_code == 200
+
+    assert statuses(answered) == {200: 60}
+    assert (sixty.limiter, one_more.limiter) == (1, 1)
+
+
+def test_game_keys_leasing_from_two_processes_never_get_more_than_the_limit(db: Any) -> None:
+    clear_of_a_minute_edge()
+    bucket = ratelimits.Bucket("game-key", "two-processes", "1000/minute")  # leases of 10
+    first, second = (ratelimits.Limiter(settings.RATE_LIMIT_REDIS_URL, 1.0) for _ in range(2))
+
+    allowed = Counter[int]()
+    for _ in range(600):
+        for n, process in enumerate((first, second)):
+            allowed[n] += process.charge([bucket]).allowed
+
+    # Near the limit each process charges one request at a time; what the other holds
+    # unspent in its lease (fewer than 10) is refused to this one.
+    assert 1000 - 2 * 9 <= allowed.total() <= 1000
+    assert not first.charge([bucket]).allowed and not second.charge([bucket]).allowed
+
+
 def test_anonymous_callers_get_60_requests_a_minute_per_address(db: Any) -> None:
     client = APIClient()
 
