@@ -78,6 +78,46 @@ class UnlockInput(AchievementRefInput):
         return value
 
 
+_BY_NAME = frozenset({"player_id", "achievement"})
+_BY_ID = frozenset({"player_id", "achievement_id"})
+
+
+def plain_unlock(item: Any) -> dict[str, Any] | None:
+    """What `UnlockInput` would make of an unlock that names a player and an achievement
+    and nothing else, in the plainest form (no timestamp, a name already trimmed); None
+    for anything else, which the serializer then validates and words the errors of.
+
+    The unlock endpoints are the hot path: a batch ran `UnlockInput` a hundred times, the
+    largest part of its Python. This answers only where the serializer's answer is
+    certain, with the same values (UUIDs parsed as its UUIDField parses them)."""
+    if type(item) is not dict:
+        return None
+    keys = item.keys()
+    player = item.get("player_id")
+    if type(player) is not str:
+        return None
+    if keys == _BY_NAME:
+        name = item["achievement"]
+        # CharField(max_length=64): trimmed, not blank, no NUL (the parser refuses surrogates).
+        if type(name) is not str or not 0 < len(name) <= 64 or name != name.strip() or "\x00" in name:
+            return None
+        ref: tuple[str, Any] = ("achievement", name)
+    elif keys == _BY_ID:
+        if type(item["achievement_id"]) is not str:
+            return None
+        try:
+            ref = ("achievement_id", uuid.UUID(hex=item["achievement_id"]))
+        except ValueError:
+            return None
+    else:
+        return None
+    try:
+        player_id = uuid.UUID(hex=player)
+    except ValueError:
+        return None
+    return {"player_id": player_id, ref[0]: ref[1]}
+
+
 def resolve_achievement(caller: Caller, data: dict[str, Any]) -> Achievement:
     if "achievement_id" in data:
         return selectors.get_achievement(achievement_id=data["achievement_id"])
@@ -113,7 +153,7 @@ class UnlockApi(APIView):
     def post(self, request: Request) -> Response:
         caller = Caller.of(request)
         require_caller(caller)
-        data = parsed_body(UnlockInput, request)
+        data = plain_unlock(request.data) or parsed_body(UnlockInput, request)
         achievement = resolve_achievement(caller, data)
         check_may_report(caller, data["player_id"], achievement.game_id, achievement.client_unlockable)
         [outcome] = services.unlock_achievements(
@@ -195,14 +235,19 @@ class BatchUnlockApi(APIView):
     def post(self, request: Request) -> Response:
         caller = Caller.of(request)
         require_caller(caller)
-        data = parsed_body(self.InputSerializer, request)
-        items = data["unlocks"]
+        items = self._plain_items(request.data)
+        if items is None:
+            items = parsed_body(self.InputSerializer, request)["unlocks"]
 
-        # One serializer validates every item (a new one per item would copy its fields
-        # each time, the bulk of a batch's cost).
+        # One serializer validates every item that is not plain (a new one per item would
+        # copy its fields each time).
         one = UnlockInput()
         parsed: list[dict[str, Any] | DomainError] = []
         for item in items:
+            plain = plain_unlock(item)
+            if plain is not None:
+                parsed.append(plain)
+                continue
             try:
                 parsed.append(one.run_validation(item))
             except serializers.ValidationError as error:
@@ -247,6 +292,20 @@ class BatchUnlockApi(APIView):
                 "failed": len(items) - created - already,
             }
         )
+
+    @staticmethod
+    def _plain_items(data: Any) -> list[Any] | None:
+        """The items of a body that is exactly ``{"unlocks": [1 to BATCH_MAX_ITEMS items]}``,
+        as `InputSerializer` gives them (each item is parsed JSON, so its JSONField takes it
+        as is, null alone refused); None for anything else, which the serializer then judges."""
+        if type(data) is not dict or data.keys() != {"unlocks"}:
+            return None
+        items = data["unlocks"]
+        if type(items) is not list or not 0 < len(items) <= settings.BATCH_MAX_ITEMS:
+            return None
+        if any(item is None for item in items):
+            return None
+        return items
 
     @staticmethod
     def _request_for(
