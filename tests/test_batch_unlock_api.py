@@ -211,3 +211,22 @@ def test_a_failed_items_fields_map_each_field_to_its_messages(api: Api, alice: P
     for messages in (m for f in fields for m in f.values()):
         assert isinstance(messages, list) and messages
         assert all(isinstance(message, str) and message for message in messages)
+
+
+def test_items_in_any_form_the_schema_takes_answer_as_plain_ones(
+    api: Api, alice: Player, bob: Player, game: Game, game_key: str
+) -> None:
+    ace = achievement(game, "ACE_PILOT")
+    unlocks = [
+        {"player_id": str(alice.pk), "achievement": "ACE_PILOT"},  # plain
+        {"player_id": alice.pk.hex, "achievement": " FIRST_FLIGHT "},  # trimmed, id without dashes
+        {"player_id": str(bob.pk).upper(), "achievement_id": "{" + str(ace.pk) + "}"},
+        {"player_id": str(bob.pk), "achievement": "   "},  # blank
+        {"player_id": str(bob.pk), "achievement": "X" * 65},  # too long
+    ]
+
+    response = post(api.as_key(game_key), BATCH_URL, {"unlocks": unlocks})
+
+    assert [result["status"] for result in response.json()["results"]] == [201, 201, 201, 400, 400]
+    assert unlocked_names(alice) == {"ACE_PILOT", "FIRST_FLIGHT"} and unlocked_names(bob) == {"ACE_PILOT"}
+    assert post(api.as_key(game_key), BATCH_URL, {"unlocks": [None]}).status_code == 400
