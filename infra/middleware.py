@@ -4,7 +4,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from csp.middleware import CSPMiddleware
 from django.conf import settings
@@ -13,8 +12,6 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
-from django.middleware.clickjacking import XFrameOptionsMiddleware
-from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.log import log_response
 
 from infra import replicas
@@ -188,24 +185,11 @@ class Sessions(BrowserOnly, SessionMiddleware):
     pass
 
 
-class Csrf(BrowserOnly, CsrfViewMiddleware):
-    def process_view(
-        self, request: HttpRequest, callback: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> HttpResponse | None:
-        if is_api_call(request):
-            return None
-        return super().process_view(request, callback, args, kwargs)
-
-
 class SignedInUser(BrowserOnly, AuthenticationMiddleware):
     pass
 
 
 class Messages(BrowserOnly, MessageMiddleware):
-    pass
-
-
-class NoFraming(BrowserOnly, XFrameOptionsMiddleware):
     pass
 
 
