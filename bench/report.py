@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import redis
 
-from bench.config import ROOT, Config
+from bench.config import ROOT, SECTIONS, Config
 from bench.cpu import SERVER_ROLES, SHARED_ROLES
 
 READS = ("rank", "around", "top100", "dashboard")
@@ -98,6 +98,13 @@ def part(sections: dict[str, Any], *path: str) -> dict[str, Any]:
         if figures is None or "failed" in figures:
             return {"throughput": 0.0, "errors": 1, "failed": (figures or {}).get("failed", "did not run")}
     return figures
+
+
+def asked(cfg: Config, key: str) -> bool:
+    """Whether a row's section was asked for: with `--only`, the sections left out are not
+    reported (nor counted as failures); rows of no section (the worker sweep) always are."""
+    names = sorted((name for name in SECTIONS if key == name or key.startswith(f"{name}_")), key=len, reverse=True)
+    return not cfg.only or not names or names[0] in cfg.only
 
 
 def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
@@ -220,7 +227,7 @@ def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
                 noop=sweep_noop["throughput"] or None,
             )
         )
-    return rows
+    return [r for r in rows if asked(cfg, r.key)]
 
 
 def web_ms(figures: dict[str, Any]) -> str:
