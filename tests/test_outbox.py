@@ -161,6 +161,19 @@ def test_the_relay_command_relays_what_is_pending(alice: Player, game: Game, lay
 
 
 @pytest.mark.usefixtures("relayed_by_hand")
+def test_the_relay_looks_only_at_the_kinds_with_an_event_pending(alice: Player, game: Game, layer: Layer) -> None:
+    assert outbox.pending_kinds() == set()
+    give(alice, achievement(game, "FIRST_FLIGHT"))
+    outbox.record("reindex", {"players": [str(alice.pk)]})
+    assert outbox.pending_kinds() == {"unlocks", "reindex"}
+
+    outbox.relay_kind("unlocks")
+    assert outbox.pending_kinds() == {"reindex", "board_moves"}  # the unlock's board moves follow it
+    outbox.relay_pending()
+    assert outbox.pending_kinds() == set()
+
+
+@pytest.mark.usefixtures("relayed_by_hand")
 def test_the_unlock_statement_records_named_fields(alice: Player, game: Game, layer: Layer) -> None:
     first_flight = achievement(game, "FIRST_FLIGHT")
     give(alice, first_flight)

@@ -78,8 +78,9 @@ class Command(BaseCommand):
                 if now - full_check >= FULL_CHECK:
                     full_check = now
                 held_until = None
+                pending = outbox.pending_kinds()
                 for kind in settings.OUTBOX_HANDLERS:
-                    if retry_at.get(kind, 0.0) > time.monotonic():
+                    if kind not in pending or retry_at.get(kind, 0.0) > time.monotonic():
                         continue
                     if kind in TICKED and tick and now - last_run.get(kind, -tick) < tick:
                         due = last_run[kind] + tick
