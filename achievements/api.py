@@ -80,6 +80,8 @@ class UnlockInput(AchievementRefInput):
 
 _BY_NAME = frozenset({"player_id", "achievement"})
 _BY_ID = frozenset({"player_id", "achievement_id"})
+# The serializer's own bound, so the fast path cannot drift from it.
+_NAME_MAX = AchievementRefInput._declared_fields["achievement"].max_length
 
 
 def plain_unlock(item: Any) -> dict[str, Any] | None:
@@ -98,8 +100,8 @@ def plain_unlock(item: Any) -> dict[str, Any] | None:
         return None
     if keys == _BY_NAME:
         name = item["achievement"]
-        # CharField(max_length=64): trimmed, not blank, no NUL (the parser refuses surrogates).
-        if type(name) is not str or not 0 < len(name) <= 64 or name != name.strip() or "\x00" in name:
+        # The CharField's rules: trimmed, not blank, no NUL (the parser refuses surrogates).
+        if type(name) is not str or not 0 < len(name) <= _NAME_MAX or name != name.strip() or "\x00" in name:
             return None
         ref: tuple[str, Any] = ("achievement", name)
     elif keys == _BY_ID:

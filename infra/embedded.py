@@ -121,6 +121,8 @@ def _start_postgres() -> Path:
     """Initialise the data folder if it is new, start the server if it is not running, and
     return the folder of its socket. It listens on no TCP port at all."""
     bin_dir = postgres_wheel_bin_dir()
+    if _postgres_pid() is not None:  # every process but the first: nothing to set up
+        return _running_socket_dir()
     POSTGRES_DATA.mkdir(parents=True, exist_ok=True, mode=0o700)
     run_as = _as_postgres_user()
     log = POSTGRES_DATA / "server.log"
@@ -131,29 +133,32 @@ def _start_postgres() -> Path:
             capture_output=True,
             **run_as,
         )
-    if _postgres_pid() is None:
-        (POSTGRES_DATA / "postmaster.pid").unlink(missing_ok=True)
-        socket_dir = _socket_dir()
-        started = subprocess.run(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(POSTGRES_DATA),
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                str(int(START_SECONDS)),
-                "-o",
-                f"-h '' -k {socket_dir}",
-                "start",
-            ],
-            capture_output=True,
-            text=True,
-            **run_as,
-        )
-        if started.returncode != 0:
-            raise Unavailable(f"The embedded PostgreSQL did not start: see {log}, or set DATABASE_URL.")
+    (POSTGRES_DATA / "postmaster.pid").unlink(missing_ok=True)
+    socket_dir = _socket_dir()
+    started = subprocess.run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(POSTGRES_DATA),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            str(int(START_SECONDS)),
+            "-o",
+            f"-h '' -k {socket_dir}",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        **run_as,
+    )
+    if started.returncode != 0:
+        raise Unavailable(f"The embedded PostgreSQL did not start: see {log}, or set DATABASE_URL.")
+    return _running_socket_dir()
+
+
+def _running_socket_dir() -> Path:
     # postmaster.pid's fifth line is the socket folder the running server chose.
     return Path((POSTGRES_DATA / "postmaster.pid").read_text().splitlines()[4])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
@@ -21,16 +21,6 @@ def table(model: type[models.Model]) -> str:
 def prep(model: type[models.Model], field: str, value: Any) -> Any:
     """A Python value as the database adapter takes it for `model.field`."""
     return model._meta.get_field(field).get_db_prep_value(value, connection, prepared=False)
-
-
-def rows_sql(rows: Sequence[Sequence[Any]]) -> str:
-    """``(%s, %s), (%s, %s)`` for a multi-row VALUES clause."""
-    one = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
-    return ", ".join([one] * len(rows))
-
-
-def flat(rows: Iterable[Sequence[Any]]) -> list[Any]:
-    return [value for row in rows for value in row]
 
 
 def to_python(model: type[models.Model], field: str, value: Any) -> Any:
