@@ -181,6 +181,13 @@ class UnlockItemField(serializers.JSONField):
     """A batch item: shaped like a single unlock, but validated on its own, so that a bad
     item fails alone (its result says why) instead of failing the batch."""
 
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        # A null item is a bad item like a string or a number: the view judges it alone.
+        # (Not `allow_null`, which would tell the schema that null is a valid item.)
+        if data is None:
+            return True, None
+        return super().validate_empty_values(data)
+
 
 class ItemErrorSerializer(serializers.Serializer):
     """A failed batch item's error: the one error shape's inner object, less the status
@@ -253,7 +260,8 @@ class BatchUnlockApi(APIView):
             try:
                 parsed.append(one.run_validation(item))
             except serializers.ValidationError as error:
-                parsed.append(Invalid("Invalid item.", fields=error.detail))
+                # By field, as for a whole body; a null item's error names no field.
+                parsed.append(Invalid("Invalid item.", fields=serializers.as_serializer_error(error)))
         valid = [p for p in parsed if isinstance(p, dict)]
         refs = [p.get("achievement_id") or p.get("achievement") for p in valid]
         achievements = selectors.achievements_by_ref(refs, game=caller.game)
@@ -298,14 +306,12 @@ class BatchUnlockApi(APIView):
     @staticmethod
     def _plain_items(data: Any) -> list[Any] | None:
         """The items of a body that is exactly ``{"unlocks": [1 to BATCH_MAX_ITEMS items]}``,
-        as `InputSerializer` gives them (each item is parsed JSON, so its JSONField takes it
-        as is, null alone refused); None for anything else, which the serializer then judges."""
+        as `InputSerializer` gives them (each item is parsed JSON, null included, so its
+        JSONField takes it as is); None for anything else, which the serializer then judges."""
         if type(data) is not dict or data.keys() != {"unlocks"}:
             return None
         items = data["unlocks"]
         if type(items) is not list or not 0 < len(items) <= settings.BATCH_MAX_ITEMS:
-            return None
-        if any(item is None for item in items):
             return None
         return items
 
