@@ -22,6 +22,7 @@ right after its own commit (the laptop default with no broker, and the tests).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from functools import cache
@@ -154,11 +155,22 @@ def relay_batch(kind: str, limit: int = BATCH) -> int:
     with transaction.atomic():
         if not lock_until_commit(f"outbox-relay:{kind}", wait=False):
             return 0
-        events = list(OutboxEvent.objects.filter(kind=kind).order_by("id")[:limit])
+        # Taken and deleted in one statement; the handler's failure rolls the delete back.
+        with connection.cursor() as cursor:
+            cursor.execute(_claim_sql(), [kind, limit])
+            events = sorted(cursor.fetchall())
         if events:
-            handler_for(kind)([upgraded(kind, event.payload) for event in events])
-            OutboxEvent.objects.filter(pk__in=[event.pk for event in events]).delete()
+            handler_for(kind)([upgraded(kind, json.loads(payload)) for _, payload in events])
     return len(events)
+
+
+@cache
+def _claim_sql() -> str:
+    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+    return (
+        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE kind = %s ORDER BY id LIMIT %s) "
+        "RETURNING id, payload::text"
+    )
 
 
 def relay_kind(kind: str) -> int:

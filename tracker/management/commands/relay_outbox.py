@@ -20,9 +20,11 @@ FULL_CHECK = 1.0  # seconds between looks at the table itself while the sequence
 # commit lagged its id is relayed at the next poll, not at the next FULL_CHECK.
 COMMIT_GRACE = 0.25
 VACUUM_AFTER = 5_000  # events relayed between vacuums of the table (see outbox.vacuum)
-# Kinds relayed at most once a tick while busy: their events pile up meanwhile and go out
-# together, coalesced (leaderboards.live.coalesced). A lone event goes out at once.
-TICKED = ("board_moves",)
+# Kinds relayed at most once a tick while busy, seconds: their events pile up meanwhile
+# and go out together, one batch's fixed cost shared by all (a tick's toasts in one
+# pipelined send; board moves coalesced, leaderboards.live.coalesced). A lone event, one
+# that arrives after a quiet tick, goes out at once.
+TICKS = {"unlocks": 0.05, "board_moves": 0.1}
 
 
 class Command(BaseCommand):
@@ -37,13 +39,15 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=0.02, help="Seconds between polls when idle.")
         parser.add_argument("--once", action="store_true", help="Relay what is pending, then exit.")
         parser.add_argument(
-            "--tick",
+            "--tick-scale",
             type=float,
-            default=0.1,
-            help=f"Seconds between two relays of {', '.join(TICKED)} while busy (0: no tick).",
+            default=1.0,
+            help="Multiplies the busy ticks of "
+            + ", ".join(f"{kind} ({tick * 1000:.0f} ms)" for kind, tick in TICKS.items())
+            + "; 0 relays every event at once.",
         )
 
-    def handle(self, *args: Any, poll: float, once: bool, tick: float, **options: Any) -> None:
+    def handle(self, *args: Any, poll: float, once: bool, tick_scale: float, **options: Any) -> None:
         if once:
             self.stdout.write(f"relayed {outbox.relay_pending()}")
             return
@@ -55,6 +59,7 @@ class Command(BaseCommand):
         # doubles up to MAX_PAUSE; the other kinds go on meanwhile.
         retry_at: dict[str, float] = {}
         pause: dict[str, float] = {}
+        ticks = {kind: tick * tick_scale for kind, tick in TICKS.items() if tick * tick_scale > 0}
         seen: int | None = None  # the last event id the relay looked past
         look_until = 0.0  # keep looking at the table until then (COMMIT_GRACE)
         full_check = 0.0
@@ -63,6 +68,10 @@ class Command(BaseCommand):
         held_until: float | None = None  # a ticked kind waits for its tick: look again then
         while not stopping:
             relayed = 0
+            if held_until is not None and (wait := held_until - time.monotonic()) > 0:
+                # Busy: what came meanwhile waits for the tick, so no look before it.
+                time.sleep(min(wait, poll * 5))
+                continue
             try:
                 # While idle, only the id sequence is read: nothing new was written if it
                 # did not move for COMMIT_GRACE. Once a second the table itself is looked
@@ -71,8 +80,7 @@ class Command(BaseCommand):
                 now = time.monotonic()
                 if latest != seen:
                     seen, look_until = latest, now + COMMIT_GRACE
-                held = held_until is not None and now >= held_until
-                if now >= look_until and now - full_check < FULL_CHECK and not held:
+                if now >= look_until and now - full_check < FULL_CHECK and held_until is None:
                     time.sleep(poll)
                     continue
                 if now - full_check >= FULL_CHECK:
@@ -82,14 +90,15 @@ class Command(BaseCommand):
                 for kind in settings.OUTBOX_HANDLERS:
                     if kind not in pending or retry_at.get(kind, 0.0) > time.monotonic():
                         continue
-                    if kind in TICKED and tick and now - last_run.get(kind, -tick) < tick:
+                    tick = ticks.get(kind)
+                    if tick and now - last_run.get(kind, -tick) < tick:
                         due = last_run[kind] + tick
                         held_until = due if held_until is None else min(held_until, due)
                         continue
                     try:
                         done = outbox.relay_kind(kind)
                         relayed += done
-                        if done and kind in TICKED:
+                        if done and tick:
                             last_run[kind] = now
                         pause.pop(kind, None)
                         retry_at.pop(kind, None)
@@ -107,5 +116,5 @@ class Command(BaseCommand):
                 log.warning("database unavailable; retrying", exc_info=True)
                 connection.close()
                 time.sleep(1.0)
-            if not relayed:
+            if not relayed and held_until is None:
                 time.sleep(poll)
