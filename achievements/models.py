@@ -97,13 +97,19 @@ class Unlock(models.Model):
     board, season window and trend uses; `claimed_at` is what the reporter said.
     """
 
-    player = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="unlocks")
-    achievement = models.ForeignKey(Achievement, on_delete=models.CASCADE, related_name="unlocks")
-    game = models.ForeignKey("tracker.Game", on_delete=models.CASCADE, related_name="unlocks")
+    # Every unlock writes each index of this table: the foreign keys are indexed by the
+    # composite indexes below (each leads with one), not by indexes of their own.
+    player = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="unlocks", db_index=False
+    )
+    achievement = models.ForeignKey(Achievement, on_delete=models.CASCADE, related_name="unlocks", db_index=False)
+    game = models.ForeignKey("tracker.Game", on_delete=models.CASCADE, related_name="unlocks", db_index=False)
     unlocked_at = models.DateTimeField()
     claimed_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices)
-    game_key = models.ForeignKey("tracker.GameKey", null=True, blank=True, on_delete=models.SET_NULL)
+    game_key = models.ForeignKey(
+        "tracker.GameKey", null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
 
     class Meta:
         constraints = [
@@ -113,6 +119,9 @@ class Unlock(models.Model):
             models.Index(fields=["player", "-unlocked_at"], name="unlock_player_recent"),
             models.Index(fields=["game", "unlocked_at"], name="unlock_game_time"),
             models.Index(fields=["achievement", "unlocked_at"], name="unlock_achievement_time"),
+            # A plain index for the key's SET NULL on deletion, without the pattern-ops twin
+            # Django adds to an indexed text foreign key.
+            models.Index(fields=["game_key"], name="unlock_game_key"),
         ]
 
     def __str__(self) -> str:

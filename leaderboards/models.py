@@ -102,7 +102,8 @@ class Season(models.Model):
 class SeasonStanding(models.Model):
     """A player's live points in a season, kept exact in the unlock transaction."""
 
-    season = models.ForeignKey(Season, on_delete=models.CASCADE, related_name="standings")
+    # Indexed by the constraint below, which every unlock in a season writes anyway.
+    season = models.ForeignKey(Season, on_delete=models.CASCADE, related_name="standings", db_index=False)
     player = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="season_standings")
     points = models.IntegerField(default=0)
     achievement_count = models.IntegerField(default=0)

@@ -11,8 +11,12 @@ from tracker.models import Source
 class PlayerGameStats(models.Model):
     """One player's totals in one game: the row every per-game board ranks."""
 
-    player = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="game_stats")
-    game = models.ForeignKey("tracker.Game", on_delete=models.CASCADE, related_name="player_stats")
+    # Every unlock updates this row and, its points being indexed, writes each of its
+    # indexes: the foreign keys are indexed by the constraint and the board index below.
+    player = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="game_stats", db_index=False
+    )
+    game = models.ForeignKey("tracker.Game", on_delete=models.CASCADE, related_name="player_stats", db_index=False)
     points = models.PositiveIntegerField(default=0)
     achievement_count = models.PositiveIntegerField(default=0)
     # Unlocked over all of the game's achievements (hidden included), in percent.
