@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
@@ -43,10 +44,24 @@ def schedule_rarity_refresh(game_ids: Iterable[str]) -> None:
             log.warning("could not schedule a rarity refresh for game %s", game_id, exc_info=True)
 
 
-@shared_task
-def refresh_rarity(game_id: str) -> None:
-    """`rarity.refresh_rarity`, soon after unlocks (debounced) and for every game by beat."""
-    rarity.refresh_rarity(game_id=game_id)
+# A failed rarity refresh is tried again after 1 s, doubling to a minute: 20 tries span
+# about 15 minutes, the period of the full refresh (refresh_all_rarity), which then has its turn.
+RARITY_MAX_RETRIES = 20
+
+
+@shared_task(bind=True, acks_late=True, max_retries=RARITY_MAX_RETRIES)
+def refresh_rarity(self: Any, game_id: str) -> None:
+    """`rarity.refresh_rarity`, soon after unlocks (debounced) and for every game by beat.
+
+    A failure (the database away, a deadlock) is retried with a growing pause, as
+    `leaderboards.tasks.announce_board_moves` is, so rarity is not left stale until the
+    next full refresh. Run inline (no broker), it raises: `schedule_rarity_refresh` logs it."""
+    try:
+        rarity.refresh_rarity(game_id=game_id)
+    except Exception as error:
+        if self.request.is_eager:
+            raise
+        raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
 
 
 @shared_task
