@@ -110,6 +110,27 @@ moved AS (
     SELECT 'season', r.season_id::text, r.player_id, r.points, r.points_reached_at, n.added, n.season_region
     FROM season_rows r JOIN season_new n USING (season_id, player_id)
 ),
+-- Step 4: the accepted friends of each player whose points rose on a game's board.
+risers_friends AS (
+    SELECT m.scope, m.player_id, m.points, m.added, f.addressee_id AS friend_id
+    FROM moved m JOIN tracker_friendship f ON f.requester_id = m.player_id AND f.status = 'accepted'
+    WHERE m.kind = 'game' AND m.added > 0
+    UNION ALL
+    SELECT m.scope, m.player_id, m.points, m.added, f.requester_id
+    FROM moved m JOIN tracker_friendship f ON f.addressee_id = m.player_id AND f.status = 'accepted'
+    WHERE m.kind = 'game' AND m.added > 0
+),
+-- Step 4: the friends each game rise passed, decided here, at the moment of the rise: those
+-- whose points the player went from at most to strictly more, as this statement found them
+-- (a rival alert sent late says what was true then: docs/live.md).
+passed AS (
+    SELECT r.scope, r.player_id, jsonb_agg(jsonb_build_object(
+            'player_id', fs.player_id, 'points', fs.points, 'rival_points', r.points)) AS friends
+    FROM risers_friends r
+    JOIN stats_playergamestats fs ON fs.player_id = r.friend_id AND fs.game_id = r.scope::uuid
+    WHERE fs.points >= r.points - r.added AND fs.points < r.points
+    GROUP BY r.scope, r.player_id
+),
 -- Step 4: one outbox row of kind "unlocks" (payload: infra.outbox.UnlocksPayload).
 outbox AS (
     INSERT INTO tracker_outboxevent (kind, payload, created)
@@ -120,9 +141,12 @@ outbox AS (
             )), '[]')
             FROM new),
         'rises', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
-                'kind', kind, 'scope', scope, 'player_id', player_id, 'before', points - added, 'after', points
+                'kind', m.kind, 'scope', m.scope, 'player_id', m.player_id, 'before', m.points - m.added,
+                'after', m.points, 'passed', COALESCE(passed.friends, '[]')
             )), '[]')
-            FROM moved WHERE added > 0)
+            FROM moved m
+            LEFT JOIN passed ON m.kind = 'game' AND passed.scope = m.scope AND passed.player_id = m.player_id
+            WHERE m.added > 0)
     ), now()
     WHERE %(live)s::boolean AND EXISTS (SELECT 1 FROM new)
     RETURNING id

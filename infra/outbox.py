@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable
 from functools import cache
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -53,6 +53,15 @@ class Unlocked(TypedDict):
     points: int
 
 
+class PassedItem(TypedDict):
+    """A friend a rise passed on a game's board, decided by the unlock statement at the
+    moment of the rise (the rival alert it sends)."""
+
+    player_id: str  # the friend passed
+    points: int  # the friend's points then
+    rival_points: int  # the riser's points after the rise
+
+
 class RiseItem(TypedDict):
     """Points of one player that unlocks raised on one all-regions board
     (`leaderboards.boards.Rise`)."""
@@ -62,6 +71,8 @@ class RiseItem(TypedDict):
     player_id: str
     before: int
     after: int
+    # Game rises: the friends passed. Rises recorded by the release before carry none.
+    passed: NotRequired[list[PassedItem]]
 
 
 class UnlocksPayload(TypedDict):

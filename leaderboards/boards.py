@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
 
-from infra.outbox import RiseItem
+from infra.outbox import PassedItem, RiseItem
 from leaderboards.models import Season, SeasonStanding
 from stats.models import PlayerGameStats, PlayerTotals
 
@@ -102,9 +102,6 @@ class Score(NamedTuple):
     reached_at: datetime | None
     added: int = 0
 
-    def rise(self) -> Rise:
-        return Rise(self.board.kind, self.board.scope, self.player_id, self.points - self.added, self.points)
-
 
 class Moves(NamedTuple):
     """What one write moved: a `Score` per all-regions board it changed, and the region of
@@ -113,9 +110,6 @@ class Moves(NamedTuple):
 
     scores: list[Score]
     season_regions: dict[str, str]
-
-    def rises(self) -> list[Rise]:
-        return [score.rise() for score in self.scores if score.added > 0]
 
 
 class Rise(NamedTuple):
@@ -128,19 +122,25 @@ class Rise(NamedTuple):
     player_id: str
     before: int
     after: int
+    # On a game's board: the friends this rise passed, decided when it happened. None for a
+    # rise the previous release recorded, which did not decide it (docs/outbox.md).
+    passed: tuple[PassedItem, ...] | None = ()
 
     @property
     def board(self) -> Board:
         return Board(self.kind, self.scope)
 
     def item(self) -> RiseItem:
-        return {
+        item: RiseItem = {
             "kind": self.kind,
             "scope": self.scope,
             "player_id": self.player_id,
             "before": self.before,
             "after": self.after,
         }
+        if self.passed is not None:
+            item["passed"] = list(self.passed)
+        return item
 
     @classmethod
     def of(cls, item: RiseItem) -> Rise:
@@ -150,6 +150,7 @@ class Rise(NamedTuple):
             player_id=item["player_id"],
             before=item["before"],
             after=item["after"],
+            passed=tuple(item["passed"]) if "passed" in item else None,
         )
 
 

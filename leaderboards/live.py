@@ -15,7 +15,7 @@ from leaderboards.boards import Board, Rise, boards_of, uuid_of
 from leaderboards.models import Season, season_entry_region
 from stats.models import PlayerGameStats
 from tracker.auth import EVERYONE, Caller, friend_ids_by_player, may_name, rows_for
-from tracker.models import Notification, Player
+from tracker.models import Game, Notification, Player
 
 # --- Rivals -------------------------------------------------------------------------------
 
@@ -25,66 +25,82 @@ def rival_messages(alerts: Iterable[Notification]) -> list[realtime.Message]:
 
 
 def notify_rivals(rises: Sequence[Rise], players: Mapping[uuid.UUID, Player]) -> list[Notification]:
-    """Tell the friends each rise passed on a game's board, for a whole batch of rises in
-    three queries (friendships, the passed friends' rows, the insert) whatever its size.
-    `players`: the risers by id (UUID).
+    """Tell each friend a rise passed on a game's board, in two queries (the friends and
+    games named, then the insert) whatever the batch's size. `players`: the risers by id.
 
-    A friend is passed when the player goes from at most the friend's points to strictly
-    more. Players hidden from boards pass nobody and are passed by nobody, and a player
-    passes no friend who may not name them (a private one: `tracker.auth.may_name`), since
-    the alert names them. Each (friend, riser, game) is alerted once per batch.
+    Who was passed is decided by the unlock statement at the moment of the rise
+    (`Rise.passed`: the player went from at most the friend's points to strictly more), so
+    an alert sent late, after a broker outage, says what was true when it happened, and
+    each pass is one alert. Whether it may be sent is decided now: players hidden from
+    boards pass nobody and are passed by nobody, and a player passes no friend who may
+    not name them (a private one: `tracker.auth.may_name`), since the alert names them.
     """
-    rises = [
-        rise
+    rises = decided(rises)
+    passes = [
+        (rise, riser, passed)
         for rise in rises
         if rise.kind == "game"
-        and rise.after > rise.before
         and (riser := players.get(uuid_of(rise.player_id))) is not None
         and not riser.boards_hidden
+        for passed in rise.passed
     ]
-    if not rises:
+    if not passes:
         return []
-    friends = friend_ids_by_player({uuid_of(rise.player_id) for rise in rises})
-    everyone = set().union(*friends.values())
-    if not everyone:
-        return []
-    # One superset query: every friend's row on every risen game within the batch's widest
-    # window; each rise then keeps the rows of its own friends, game and window.
-    rows = {
-        (row.game_id, row.player_id): row
-        for row in PlayerGameStats.objects.filter(
-            game_id__in={uuid_of(rise.scope) for rise in rises},
-            player_id__in=everyone,
-            points__gte=min(rise.before for rise in rises),
-            points__lt=max(rise.after for rise in rises),
-            player__boards_hidden=False,
-        ).select_related("game", "player")
-    }
-    alerts: dict[tuple[Any, Any, Any], Notification] = {}
-    for rise in rises:
-        riser = players[uuid_of(rise.player_id)]
-        game_id = uuid_of(rise.scope)
-        for friend in friends[riser.pk]:
-            row = rows.get((game_id, friend))
-            if row is None or not rise.before <= row.points < rise.after:
-                continue
-            # Every one of them is a friend of the riser, so `friends` is known without a query.
-            if not may_name(Caller(player=row.player), riser.pk, riser.privacy, friends={riser.pk}):
-                continue
-            alerts[(row.player_id, riser.pk, game_id)] = Notification(
-                player_id=row.player_id,
+    friends = Player.objects.in_bulk({uuid_of(passed["player_id"]) for _, _, passed in passes})
+    games = Game.objects.in_bulk({uuid_of(rise.scope) for rise, _, _ in passes})
+    alerts = []
+    for rise, riser, passed in passes:
+        friend, game = friends.get(uuid_of(passed["player_id"])), games.get(uuid_of(rise.scope))
+        if friend is None or game is None or friend.boards_hidden:
+            continue
+        # The riser is the friend's friend, so `friends` is known without a query.
+        if not may_name(Caller(player=friend), riser.pk, riser.privacy, friends={riser.pk}):
+            continue
+        alerts.append(
+            Notification(
+                player_id=friend.pk,
                 kind=Notification.Kind.RIVAL,
                 payload={
-                    "game_id": str(rise.scope),
-                    "game_name": row.game.name,
-                    "game_slug": row.game.slug,
+                    "game_id": str(game.pk),
+                    "game_name": game.name,
+                    "game_slug": game.slug,
                     "rival_id": str(riser.pk),
                     "rival_username": riser.username,
-                    "rival_points": rise.after,
-                    "your_points": row.points,
+                    "rival_points": passed["rival_points"],
+                    "your_points": passed["points"],
                 },
             )
-    return Notification.objects.bulk_create(alerts.values())
+        )
+    return Notification.objects.bulk_create(alerts)
+
+
+def decided(rises: Sequence[Rise]) -> list[Rise]:
+    """`rises` with the friends each passed. Those the previous release recorded carry no
+    `passed`: for one release they are decided now, against the friends' current points
+    (docs/outbox.md, "Upgrading"), in one query."""
+    undecided = [rise for rise in rises if rise.passed is None and rise.kind == "game" and rise.after > rise.before]
+    if not undecided:
+        return [rise._replace(passed=rise.passed or ()) for rise in rises]
+    friends = friend_ids_by_player({uuid_of(rise.player_id) for rise in undecided})
+    points = {
+        (str(game_id), friend): had
+        for game_id, friend, had in PlayerGameStats.objects.filter(
+            game_id__in={uuid_of(rise.scope) for rise in undecided},
+            player_id__in=set().union(*friends.values()),
+        ).values_list("game_id", "player_id", "points")
+    }
+    return [
+        rise
+        if rise.passed is not None
+        else rise._replace(
+            passed=tuple(
+                {"player_id": str(friend), "points": had, "rival_points": rise.after}
+                for friend in friends.get(uuid_of(rise.player_id), ())
+                if (had := points.get((rise.scope, friend))) is not None and rise.before <= had < rise.after
+            )
+        )
+        for rise in rises
+    ]
 
 
 # --- Live board events --------------------------------------------------------------------
@@ -92,8 +108,9 @@ def notify_rivals(rises: Sequence[Rise], players: Mapping[uuid.UUID, Player]) ->
 
 def coalesced(rises: Iterable[Rise]) -> list[Rise]:
     """One rise per player and board: from the points before the first of them to the
-    points after the last (the newest state), in the order each first appeared. A burst of
-    unlocks by one player then announces one move per board, not one per unlock."""
+    points after the last (the newest state), in the order each first appeared, with every
+    friend each of them passed. A burst of unlocks by one player then announces one move
+    per board, not one per unlock, and still each rival alert."""
     merged: dict[tuple[str, str, str], Rise] = {}
     for rise in rises:
         key = (rise.kind, rise.scope, str(rise.player_id))
@@ -101,7 +118,11 @@ def coalesced(rises: Iterable[Rise]) -> list[Rise]:
         merged[key] = (
             rise
             if seen is None
-            else seen._replace(before=min(seen.before, rise.before), after=max(seen.after, rise.after))
+            else seen._replace(
+                before=min(seen.before, rise.before),
+                after=max(seen.after, rise.after),
+                passed=None if seen.passed is None or rise.passed is None else seen.passed + rise.passed,
+            )
         )
     return list(merged.values())
 

@@ -1,6 +1,7 @@
 """Board moves relayed in batches (leaderboards.live): a burst of one player's unlocks
-announces one move per board with the newest standing, and every friend passed in a
-batch is alerted once, in a fixed number of queries however large the batch."""
+announces one move per board with the newest standing, and every pass of a friend is
+alerted once, as it was when it happened, in a fixed number of queries however large the
+batch."""
 
 from __future__ import annotations
 
@@ -114,12 +115,41 @@ def test_every_friend_passed_in_a_batch_is_alerted_once(
     assert (bobs["rival_points"], bobs["game_slug"]) == (35, game.slug)
 
 
+def test_passes_relayed_late_are_alerted_as_they_were_when_they_happened(
+    alice: Player, bob: Player, game: Game, layer: Layer
+) -> None:
+    """The board moves wait (the broker is down, say) while bob and alice pass each other
+    three times: when they go out, each pass is alerted once, with the points of its moment,
+    though by then alice leads by far."""
+    befriend(alice, bob)
+    for player, name in ((bob, "FIRST_FLIGHT"), (alice, "KILL_100"), (bob, "ACE_PILOT"), (alice, "SECRET_ENDING")):
+        give(player, achievement(game, name))  # bob 10, alice 15, bob 35, alice 65
+        outbox.relay_kind("unlocks")  # toasts go out; board moves wait
+    assert OutboxEvent.objects.filter(kind="board_moves").count() == 4
+
+    outbox.relay_kind("board_moves")
+
+    alerts = [
+        (group, data["rival_username"], data["rival_points"], data["your_points"])
+        for group, data in layer.events("rival.passed")
+    ]
+    assert sorted(alerts) == sorted(
+        [
+            (realtime.player_group(bob.pk), "alice", 15, 10),
+            (realtime.player_group(alice.pk), "bob", 35, 15),
+            (realtime.player_group(bob.pk), "alice", 65, 35),
+        ]
+    )
+    assert Notification.objects.filter(kind="rival").count() == 3
+
+
 def test_rival_alerts_of_a_batch_take_three_statements_however_many_risers(alice: Player, game: Game) -> None:
     risers = [make_player(f"riser{i}") for i in range(6)]
     give(alice, achievement(game, "FIRST_FLIGHT"))  # 10
     for riser in risers:
         befriend(riser, alice)
-    rises = [Rise("game", str(game.pk), str(riser.pk), 0, 25) for riser in risers]
+    passed = {"player_id": str(alice.pk), "points": 10, "rival_points": 25}
+    rises = [Rise("game", str(game.pk), str(riser.pk), 0, 25, passed=(passed,)) for riser in risers]
     players = Player.objects.in_bulk([riser.pk for riser in risers])
 
     with CaptureQueriesContext(connection) as queries:

@@ -131,7 +131,10 @@ def test_a_failed_live_send_leaves_no_rival_alert_behind(
     outbox.relay_pending()
     layer.sent.clear()
     Notification.objects.all().delete()
-    rises = [{"kind": "game", "scope": str(game.pk), "player_id": str(bob.pk), "before": 0, "after": 25}]
+    passed = {"player_id": str(alice.pk), "points": 10, "rival_points": 25}
+    rises = [
+        {"kind": "game", "scope": str(game.pk), "player_id": str(bob.pk), "before": 0, "after": 25, "passed": [passed]}
+    ]
     layer.up = False
     with pytest.raises(RedisDown):
         board_tasks.announce_board_moves(rises)

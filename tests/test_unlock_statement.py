@@ -83,6 +83,8 @@ def test_the_outbox_row_has_the_fields_of_its_payload() -> None:
     assert set(outbox.UnlocksPayload.__annotations__) <= keys
     assert set(outbox.Unlocked.__annotations__) <= keys
     assert set(outbox.RiseItem.__annotations__) <= keys
+    passed_step = SQL[SQL.index("\npassed AS (") : SQL.index("\noutbox AS (")]
+    assert set(outbox.PassedItem.__annotations__) <= set(re.findall(r"'(\w+)', ", passed_step))
 
 
 def test_every_outbox_kind_has_a_named_payload() -> None:
