@@ -8,7 +8,10 @@ Every limited request is charged to one or two buckets (docs/rate-limits.md):
 - signing in (the token endpoint, the log-in pages) instead: ``RATE_LIMIT_SIGN_IN`` per
   address and ``RATE_LIMIT_SIGN_IN_USERNAME`` per username named, so guesses spread over
   many addresses slow down too; refreshing a token: ``RATE_LIMIT_SIGN_IN`` per address;
-  signing up (the API and the page): ``RATE_LIMIT_SIGN_UP`` per address.
+  signing up (the API and the page): ``RATE_LIMIT_SIGN_UP`` per address;
+- an API key or a bearer token that fails (a 401): ``RATE_LIMIT_ANONYMOUS`` per address, a
+  budget of its own (`credentials_checked`), so guessing keys and tokens is limited as
+  signing in is.
 
 The API is charged by DRF throttle classes (they run once DRF has authenticated the caller,
 so no credential is checked twice), the pages by `RateLimitMiddleware`. Both answer 429
@@ -33,7 +36,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,6 +49,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -67,6 +71,9 @@ LEASE_SHARE = 0.01
 LEASE_MAX = 100
 LEASE_SECONDS = 1.0
 LEASED_SCOPES = frozenset({"game-key"})
+# A process remembers at most this many refused buckets (`Limiter.hold`); past it, it
+# forgets the lapsed ones, and all of them if none has lapsed.
+MAX_HELD = 10_000
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,8 @@ class Limiter:
         self._warned_at = -math.inf
         self.leases: dict[Bucket, Lease] = {}
         self._leases_lock = threading.Lock()
+        # Buckets this process refuses without asking Redis, until when (monotonic seconds).
+        self.held: dict[Bucket, float] = {}
 
     def charge(self, buckets: Sequence[Bucket]) -> Verdict:
         """Charge each bucket in turn; the first that is full refuses the request (and the
@@ -171,6 +180,21 @@ class Limiter:
             if not allowed:
                 return Verdict(False, self._retry_after(strategy, item, bucket))
         return ALLOWED
+
+    def hold(self, bucket: Bucket, seconds: int) -> None:
+        """Refuse `bucket` in this process for `seconds` without charging it (`held_for`)."""
+        if len(self.held) >= MAX_HELD:
+            now = time.monotonic()
+            self.held = {held: until for held, until in self.held.items() if until > now}
+            if len(self.held) >= MAX_HELD:
+                self.held = {}
+        self.held[bucket] = time.monotonic() + seconds
+
+    def held_for(self, bucket: Bucket) -> int:
+        """Whole seconds this process still refuses `bucket` (`hold`); 0 when it does not."""
+        until = self.held.get(bucket)
+        left = 0.0 if until is None else until - time.monotonic()
+        return math.ceil(left) if left > 0 else 0
 
     def _leased(self, item: RateLimitItem, bucket: Bucket, size: int) -> tuple[SlidingWindowCounterRateLimiter, bool]:
         """Spend one request of this process's lease on `bucket`, taking a new lease of
@@ -348,6 +372,43 @@ def sign_in_buckets(request: HttpRequest | Request, username: object) -> list[Bu
 
 def sign_up_bucket(request: HttpRequest | Request) -> Bucket:
     return Bucket("sign-up", client_address(request), settings.RATE_LIMIT_SIGN_UP)
+
+
+def credentials_bucket(request: HttpRequest | Request) -> Bucket:
+    """The credentials that failed from the caller's address: an anonymous caller's rate,
+    counted apart from anonymous requests, so that a busy address's browsing never locks
+    out its game servers and players."""
+    return Bucket("credentials", client_address(request), settings.RATE_LIMIT_ANONYMOUS)
+
+
+@contextlib.contextmanager
+def credentials_checked(request: HttpRequest | Request) -> Iterator[None]:
+    """Around the check of the API key or bearer token a request presents: each failure
+    (AuthenticationFailed, a 401) is charged to `credentials_bucket`, as every sign-in is
+    to its address; the one that finds it full becomes a 429 with ``Retry-After`` instead.
+
+    Then, until that ``Retry-After`` has passed, this process answers 429 to every request
+    of that address that presents credentials before it checks them: no database lookup
+    for a made-up key, and no answer that tells a right guess from a wrong one (a 2xx
+    among 429s would). A right key from that address waits out the window too, as a right
+    password does after too many sign-ins; other addresses are not touched. Every other
+    process learns of it at its own next failure from the address, so with N processes at
+    most N checks more get through, each refused. A request that passes costs nothing more:
+    no Redis call, and no address parsed while no bucket is held."""
+    shared = limiter()
+    if shared.held:
+        wait = shared.held_for(credentials_bucket(request))
+        if wait:
+            raise exceptions.Throttled(wait)
+    try:
+        yield
+    except exceptions.AuthenticationFailed:
+        bucket = credentials_bucket(request)
+        verdict = shared.charge([bucket])
+        if verdict.allowed:
+            raise
+        shared.hold(bucket, verdict.retry_after)
+        raise exceptions.Throttled(verdict.retry_after) from None
 
 
 # --- The API: DRF throttles ----------------------------------------------------------------

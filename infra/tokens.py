@@ -21,6 +21,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from rest_framework.request import Request
 from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
@@ -28,6 +29,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken, Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from infra.ratelimits import credentials_checked
 from tracker.models import Player
 
 # Tokens issued before generations existed carry no claim: they belong to generation 0,
@@ -67,6 +69,13 @@ def player_of(token: Token) -> Player:
 class PlayerJWTAuthentication(JWTAuthentication):
     """simplejwt's Bearer authentication, with the whole rule above instead of its own
     partial check (it knows nothing of session generations)."""
+
+    def authenticate(self, request: Request) -> tuple[Player, Token] | None:
+        if self.get_header(request) is None:
+            return None
+        # A token that fails costs its address's budget; past it, a 429 before any lookup.
+        with credentials_checked(request):
+            return super().authenticate(request)
 
     def get_user(self, validated_token: Token) -> Player:
         return player_of(validated_token)

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 
 from infra.errors import Forbidden
 from infra.memo import LocalCache
+from infra.ratelimits import credentials_checked
 from tracker.models import Friendship, Game, GameKey, GameMember, Player, Privacy, Source
 
 # Usable keys by prefix. A key revoked elsewhere stops working when its entry expires
@@ -35,7 +36,13 @@ class GameKeyAuthentication(BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme != self.keyword:
             return None
-        key = key.strip()
+        # A wrong key costs its address's budget; past it, a 429 before any lookup.
+        with credentials_checked(request):
+            return AnonymousUser(), self.game_key(key.strip())
+
+    @staticmethod
+    def game_key(key: str) -> GameKey:
+        """The usable key `key` is, or AuthenticationFailed."""
         prefix, dot, _ = key.partition(".")
         # Prefixes are letters and digits (rest_framework_api_key); anything else, a NUL
         # included, never reaches the database.
@@ -46,7 +53,7 @@ class GameKeyAuthentication(BaseAuthentication):
         )
         if game_key is None or game_key.has_expired or not game_key.is_valid(key):
             raise exceptions.AuthenticationFailed("Unknown, revoked or expired API key.")
-        return AnonymousUser(), game_key
+        return game_key
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
