@@ -262,13 +262,18 @@ REDIS_URL = envstr("REDIS_URL") or embedded.redis_url(envint("EMBEDDED_REDIS_DB"
 # unresponsive Redis costs a request a bounded delay, never a hang: an unlock still commits
 # and its ranks and live events follow through the outbox when Redis answers again.
 REDIS_TIMEOUT = envfloat("REDIS_TIMEOUT_SECONDS", 0.5, minimum=0.01)
+# After a call to the rank index's or the cache's Redis timed out or could not connect, a
+# process leaves that Redis alone this long (infra/breaker.py): ranks and boards answer
+# from PostgreSQL, cache calls fail at once, then a background ping decides when to ask
+# again. So a silent Redis costs each process one timeout, not every request one.
+REDIS_BREAKER_SECONDS = envfloat("REDIS_BREAKER_SECONDS", 5.0, minimum=0.1)
 # The rank index's own Redis, if it is not REDIS_URL's: `redis+cluster://host:port` for a
 # Redis Cluster (every index key carries one hash tag: docs/deployment.md, "Redis").
 # Unset: the index shares REDIS_URL's (the cache's client).
 RANK_INDEX_REDIS_URL = envstr("RANK_INDEX_REDIS_URL")
 CACHES = {
     "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
+        "BACKEND": "infra.cache.RedisCache",  # django-redis's, behind the breaker
         "LOCATION": REDIS_URL,
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT,

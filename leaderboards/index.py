@@ -7,8 +7,13 @@ by `leaderboards.selectors` to whichever store answered.
 Redis is used when it is configured, reachable and has been built (the READY key, set by
 a full rebuild, disappears if Redis restarts empty). Each Redis read is one Lua call that
 checks READY itself, in the same round trip and atomically with the read, and raises
-`IndexNotReady` when it is missing. `leaderboards.selectors.ask` then requests a rebuild
-and puts the same question to the SQL store: slower, with the same results.
+`IndexNotReady` when it is missing. `leaderboards.selectors.ask` then puts the same
+question to the SQL store: slower, with the same results.
+
+Every call to Redis goes through the process's breaker for that Redis (`infra.breaker`):
+after one times out or cannot connect, calls raise `breaker.Open` at once for
+REDIS_BREAKER_SECONDS instead of each waiting REDIS_TIMEOUT, so a silent Redis costs one
+request a timeout, and the others answer from SQL.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from redis.exceptions import RedisError
 
+from infra import breaker
 from leaderboards import ranking
 from leaderboards.boards import KEY_PREFIX, Board
 from leaderboards.ranking import Entry
@@ -294,6 +300,8 @@ class RedisStore:
     def __init__(self, client: Any, url: str = "") -> None:
         self.client = client
         self.url = url
+        # Shared with the cache when the index lives on its Redis (the same URL).
+        self.breaker = breaker.for_redis(url, client.ping)
         self._standing = client.register_script(STANDING_LUA)
         self._page = client.register_script(PAGE_LUA)
         self._count = client.register_script(COUNT_LUA)
@@ -303,7 +311,7 @@ class RedisStore:
     # --- reads: one script call each; IndexNotReady if the index is not built ---------------
 
     def _read(self, script: Any, board: Board, *args: Any) -> Any:
-        found = script(keys=[READY_KEY, board.key], args=args)
+        found = self.breaker.call(script, keys=[READY_KEY, board.key], args=args)
         if found == NOT_READY:
             raise IndexNotReady("the rank index is not built")
         return found
@@ -340,7 +348,7 @@ class RedisStore:
             args: list[Any] = [ranking.TIME_SPAN]
             for _, player_id, before in chunk:
                 args += [player_id, before]
-            found = self._moves(keys=[READY_KEY] + [board.key for board, _, _ in chunk], args=args)
+            found = self.breaker.call(self._moves, keys=[READY_KEY] + [board.key for board, _, _ in chunk], args=args)
             if found == NOT_READY:
                 raise IndexNotReady("the rank index is not built")
             pairs = zip(found[::2], found[1::2], strict=True)
@@ -361,32 +369,43 @@ class RedisStore:
                 pipe.zrem(board.key, player_id)
             else:
                 pipe.zadd(board.key, {player_id: score}, gt=only_up)
-        pipe.execute()
+        self.breaker.call(pipe.execute)
 
     def apply_and_rank(
         self, changes: Sequence[tuple[Board, str, int | None]], asks: Sequence[tuple[Board, str]]
     ) -> dict[tuple[Board, str], int | None] | None:
         """`apply(changes, only_up=True)`, then the rank of each asked (board, player), in
-        one round trip. None when the index is not built (READY missing): ranks must then
-        come from SQL. A rank is None for a player not on that board."""
+        one round trip. A rank is None for a player not on that board.
+
+        None when the index is not built (READY missing), or when Redis did not answer or
+        is left alone for now (the breaker, which says so once in the log): ranks must then
+        come from SQL, without asking Redis again, and the scores reach the index through
+        the outbox relay. So an unlock pays at most one timeout for both."""
         keys = [READY_KEY] + [board.key for board, _, _ in changes] + [board.key for board, _ in asks]
         args: list[Any] = [ranking.TIME_SPAN, len(changes)]
         for _, player_id, score in changes:
             args += [player_id, "" if score is None else score]
         args += [player_id for _, player_id in asks]
-        found = self._apply_and_rank(keys=keys, args=args)
+        try:
+            found = self.breaker.call(self._apply_and_rank, keys=keys, args=args)
+        except RedisError as error:
+            if breaker.is_outage(error):
+                return None
+            raise
         if found is None:
             return None
         return {ask: (int(rank) if int(rank) > 0 else None) for ask, rank in zip(asks, found, strict=True)}
 
     def board_keys(self) -> list[str]:
-        return [key.decode() for key in self.client.scan_iter(match=f"{KEY_PREFIX}:*", count=1000)]
+        return self.breaker.call(
+            lambda: [key.decode() for key in self.client.scan_iter(match=f"{KEY_PREFIX}:*", count=1000)]
+        )
 
     def is_ready(self) -> bool:
-        return bool(self.client.exists(READY_KEY))
+        return bool(self.breaker.call(self.client.exists, READY_KEY))
 
     def mark_ready(self) -> None:
-        self.client.set(READY_KEY, "1")
+        self.breaker.call(self.client.set, READY_KEY, "1")
 
 
 SQL = SqlStore()
@@ -433,8 +452,8 @@ def client_for(url: str) -> Any:
 
 def reader() -> Store:
     """The store to ask first: Redis when configured, else SQL. Whether Redis is built and
-    reachable is learnt from the read itself (IndexNotReady, RedisError), which costs no
-    round trip of its own; `selectors.ask` then asks SQL instead."""
+    reachable is learnt from the read itself (IndexNotReady, RedisError, `breaker.Open`),
+    which costs no round trip of its own; `selectors.ask` then asks SQL instead."""
     return redis_store() or SQL
 
 

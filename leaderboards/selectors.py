@@ -2,7 +2,8 @@
 
 Each read asks a store (Redis, or SQL when Redis is not available) for order and counts,
 then applies the ranking rules from `leaderboards.ranking`. If the index is not built, or
-Redis fails mid-read, the same question is asked of SQL.
+Redis fails mid-read, the same question is asked of SQL. While Redis is silent its breaker
+(`infra.breaker`) refuses at once, so each read goes straight to SQL.
 
 These are hot paths; what each costs is pinned by tests/test_board_read_costs.py:
 
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 from django.db import connection
 from redis.exceptions import RedisError
 
+from infra import breaker
 from leaderboards import index, ranking
 from leaderboards.boards import Board
 from leaderboards.models import Season, SeasonResult
@@ -40,14 +42,18 @@ T = TypeVar("T")
 def ask(question: Callable[[index.Store], T]) -> tuple[T, str]:
     """`question` answered by the index, or by SQL if the index is not built (the next
     `sync.run_sync` pass rebuilds it: a read never enqueues work) or Redis fails.
-    Questions only read, so asking twice is harmless."""
+    Questions only read, so asking twice is harmless.
+
+    An outage (no answer, or the breaker refusing) is logged by the breaker, once when it
+    opens, not here by every read it sends to SQL."""
     store = index.reader()
     try:
         return question(store), store.name
     except index.IndexNotReady:
         pass
-    except RedisError:
-        log.warning("rank index unreachable or failed mid-read; answering from SQL", exc_info=True)
+    except RedisError as error:
+        if not breaker.is_outage(error):
+            log.warning("rank index failed mid-read; answering from SQL", exc_info=True)
     return question(index.SQL), index.SQL.name
 
 
