@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infra.errors import Invalid
 from stats.services import MAX_SESSION, record_play_session
 from tracker.auth import Caller, check_may_report_play
 from tracker.models import Source
@@ -25,7 +26,9 @@ class SessionInput(StrictSerializer):
     player_id = serializers.UUIDField()
     game_id = GameRefField(required=False, help_text="The game's id or slug; optional with a game key (its game).")
     session_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", max_length=64)
-    started_at = BoundedDateTimeField(required=False, help_text="Not in the future.")
+    started_at = BoundedDateTimeField(
+        required=False, help_text="Not in the future, nor before the game existed (was registered here)."
+    )
     ended_at = BoundedDateTimeField(
         required=False,
         help_text="After `started_at` (400 if equal or earlier), at most 24 hours after; not in the future.",
@@ -83,7 +86,8 @@ class PlaySessionApi(APIView):
             200: SessionOutput,
             400: OpenApiResponse(
                 description="Invalid input (`fields` names each invalid field): a session whose `ended_at` is not "
-                "after its `started_at`, longer than 24 hours, or ending in the future."
+                "after its `started_at`, longer than 24 hours, ending in the future, or starting before its game "
+                "existed."
             ),
             409: OpenApiResponse(description="The session overlaps another of the player's in this game."),
         },
@@ -91,8 +95,9 @@ class PlaySessionApi(APIView):
         operation_id="report_play_session",
         description=(
             "201 when recorded; 200 with already_recorded=true when this player already reported that "
-            "session_id for the game. Sessions longer than 24 hours, ending at or before their start, or in "
-            "the future are rejected (400); a session overlapping another of the player's in this game, 409."
+            "session_id for the game. Sessions longer than 24 hours, ending at or before their start, in "
+            "the future, or starting before the game existed are rejected (400); a session overlapping another "
+            "of the player's in this game, 409."
         ),
         tags=["sessions"],
     )
@@ -104,6 +109,12 @@ class PlaySessionApi(APIView):
             raise serializers.ValidationError({"game_id": ["Required with a player token."]})
         player = get_player(values["player_id"])
         check_may_report_play(caller, player, game)
+        if values["started_at"] < game.created:
+            # Reported sessions only: the demo's history is written by the service directly.
+            raise Invalid(
+                "A session cannot start before its game existed.",
+                fields={"started_at": [f"Before the game was created ({game.created.isoformat()})."]},
+            )
         outcome = record_play_session(
             player=player,
             game=game,

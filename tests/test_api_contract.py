@@ -4,6 +4,7 @@ credentials are checked before any input is read, and a malformed path is a JSON
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 from stats.models import PlaySession
 from tests.conftest import Api
 from tests.helpers import assert_error
-from tracker.models import Friendship, Player, Privacy
+from tracker.models import Friendship, Game, Player, Privacy
 
 ME = "/api/v1/players/me"
 
@@ -255,6 +256,7 @@ def test_a_session_report_says_who_reported_it(
     api: Api, alice: Player, game: Any, game_key: str, reporter: str, source: str
 ) -> None:
     client = api.as_key(game_key) if reporter == "game key" else api.as_player(alice)
+    Game.objects.filter(pk=game.pk).update(created=game.created - timedelta(days=1))  # no session predates its game
     body = {"player_id": str(alice.pk), "game_id": game.slug, "session_id": "s-1", "duration_seconds": 600}
 
     response = client.post("/api/v1/sessions", body, format="json")

@@ -20,6 +20,7 @@ ANOTHER_GAMES_KEY = "This API key belongs to another game."
 
 def session(client: APIClient, player: Player, game: Game) -> Response:
     start = (timezone.now() - timedelta(hours=3)).replace(microsecond=0)
+    Game.objects.filter(pk=game.pk).update(created=start - timedelta(days=1))  # no session predates its game
     body = {
         "player_id": str(player.pk),
         "game_id": str(game.pk),

@@ -40,6 +40,23 @@ def hours_ago(hours: int = 3) -> datetime:
     return (timezone.now() - timedelta(hours=hours)).replace(microsecond=0)
 
 
+def registered_a_year_ago(game: Game) -> Game:
+    """The sessions these tests report, days back, lie in the game's lifetime."""
+    Game.objects.filter(pk=game.pk).update(created=game.created - timedelta(days=365))
+    game.refresh_from_db()
+    return game
+
+
+@pytest.fixture
+def game(game: Game) -> Game:
+    return registered_a_year_ago(game)
+
+
+@pytest.fixture
+def other_game(other_game: Game) -> Game:
+    return registered_a_year_ago(other_game)
+
+
 class TestRecording:
     def test_it_records_a_session_given_its_start_and_end(
         self, api: Api, game: Game, game_key: str, alice: Player

@@ -29,19 +29,38 @@ def within_supported_range(value: date | datetime) -> None:
 # Schemathesis) learns the range from the schema instead of from a 400.
 SUPPORTED_YEARS = r"^(19[7-9][0-9]|20[0-9][0-9])-"
 
+NOT_ASCII = "Write dates and times in ASCII digits, as ISO 8601 does (2026-01-31T12:00:00Z)."
+
+
+def ascii_text(value: Any) -> None:
+    """Refuse a date or time written with anything but ASCII: Python reads any script's
+    digits as numbers (``int("٢٠٢٦")`` is 2026) and Django's date parsing with it, so
+    ``２０２６-01-01`` would pass for a date that no client of ours writes and no log or
+    export downstream expects."""
+    if isinstance(value, str) and not value.isascii():
+        raise serializers.ValidationError(NOT_ASCII, code="invalid")
+
 
 @extend_schema_field({"type": "string", "format": "date-time", "pattern": SUPPORTED_YEARS})
 class BoundedDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 date-time input within the supported range."""
+    """An ISO 8601 date-time input within the supported range, in ASCII."""
 
     default_validators = [within_supported_range]
+
+    def to_internal_value(self, value: Any) -> datetime:
+        ascii_text(value)
+        return super().to_internal_value(value)
 
 
 @extend_schema_field({"type": "string", "format": "date", "pattern": SUPPORTED_YEARS})
 class BoundedDateField(serializers.DateField):
-    """An ISO 8601 date input within the supported range."""
+    """An ISO 8601 date input within the supported range, in ASCII."""
 
     default_validators = [within_supported_range]
+
+    def to_internal_value(self, value: Any) -> date:
+        ascii_text(value)
+        return super().to_internal_value(value)
 
 
 # A game named by its id or its slug (tracker.selectors.get_game).
