@@ -20,11 +20,11 @@ from achievements.selectors import achievement_data
 from infra.errors import DomainError, Forbidden, Invalid, NotFound
 from leaderboards.boards import Board
 from leaderboards.selectors import rank_on
+from stats.selectors import viewed_player
 from tracker.auth import (
     Caller,
     check_may_manage_game,
     check_may_report,
-    check_may_view,
     game_in_view,
     require_caller,
 )
@@ -431,8 +431,7 @@ class PlayerAchievementsApi(APIView):
     )
     def get(self, request: Request, player_id: uuid.UUID) -> Response:
         caller = Caller.of(request)
-        player = get_player(player_id)
-        seen = check_may_view(caller, player)
+        player, seen = viewed_player(caller, player_id)
         query = parsed_query(self.InputSerializer, request)
         game = game_in_view(caller, seen, get_game(query["game"]) if "game" in query else None)
         unlocks = selectors.player_unlocks(player, game=game)

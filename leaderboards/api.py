@@ -16,11 +16,12 @@ from infra.errors import Conflict, NotFound
 from leaderboards import selectors
 from leaderboards.boards import Board
 from leaderboards.models import Season
-from tracker.auth import Caller, check_may_view_in, require_player
+from stats.selectors import viewed_player
+from tracker.auth import Caller, check_in_view, require_player
 from tracker.models import Player
 from tracker.permissions import PlayerRequired
 from tracker.regions import Region
-from tracker.selectors import get_game, get_player
+from tracker.selectors import get_game
 from tracker.serializers import GameRefField, StrictSerializer, parsed_query
 
 
@@ -87,9 +88,10 @@ def not_ranked(player_id: Any) -> NotFound:
 def viewable(caller: Caller, player_id: uuid.UUID, game_id: Any) -> Player:
     """The player asked about, if this caller may see their standing on a board of
     `game_id` (None: the global board). A game key sees a non-public player's standing on
-    its own game's boards only."""
-    player = get_player(player_id)
-    check_may_view_in(caller, player, game_id)
+    its own game's boards only, and only one its game has recorded
+    (`stats.selectors.viewed_player`)."""
+    player, seen = viewed_player(caller, player_id)
+    check_in_view(caller, seen, game_id)
     return player
 
 

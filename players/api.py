@@ -18,7 +18,8 @@ from achievements.models import Unlock
 from achievements.selectors import Reveal, reveal_unlocks
 from infra.errors import Invalid, NotFound
 from players import selectors, services
-from tracker.auth import Caller, require_player, viewable_game
+from stats.selectors import viewed_player
+from tracker.auth import Caller, game_in_view, require_player
 from tracker.models import Friendship, Game, Player, Privacy
 from tracker.permissions import PlayerRequired
 from tracker.regions import Region
@@ -28,9 +29,11 @@ from tracker.serializers import BoundedDateField, GameRefField, StrictSerializer
 
 def viewed(request: Request, player_id: uuid.UUID, game_ref: str | None) -> tuple[Player, Game | None]:
     """The player asked about, and the game to limit to, after the privacy check. A game
-    key sees a non-public player only within its own game."""
-    player = get_player(player_id)
-    return player, viewable_game(Caller.of(request), player, get_game(game_ref) if game_ref else None)
+    key sees a non-public player only within its own game, and only one its game has
+    recorded (`stats.selectors.viewed_player`)."""
+    caller = Caller.of(request)
+    player, seen = viewed_player(caller, player_id)
+    return player, game_in_view(caller, seen, get_game(game_ref) if game_ref else None)
 
 
 class GameQuery(StrictSerializer):

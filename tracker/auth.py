@@ -200,7 +200,9 @@ class Visibility(Enum):
     """How much of a player's data a caller may see."""
 
     ALL = "all"
-    OWN_GAME = "own_game"  # a game server sees a non-public player's data for its game only
+    # A game server sees a non-public player's data for its game only, and only if its game
+    # has recorded them (else the player is unknown to it: stats.selectors.viewed_player).
+    OWN_GAME = "own_game"
     NONE = "none"
 
 
@@ -224,24 +226,18 @@ def check_may_view(caller: Caller, player: Player) -> Visibility:
     return seen
 
 
-def check_may_view_in(caller: Caller, player: Player, game_id: object) -> Visibility:
-    """May this caller see `player`'s data in game `game_id` (None: across every game, as
-    on the global board)? A game key sees a non-public player only in its own game."""
-    seen = check_may_view(caller, player)
+def check_in_view(caller: Caller, seen: Visibility, game_id: object) -> None:
+    """May a caller that `check_may_view` answered `seen` see the player's data in game
+    `game_id` (None: across every game, as on the global board)? A game key sees a
+    non-public player only in its own game."""
     if seen is Visibility.OWN_GAME:
         _require_own_game(caller, game_id)
-    return seen
-
-
-def viewable_game(caller: Caller, player: Player, game: Game | None) -> Game | None:
-    """The game to limit `player`'s data to, after the privacy check: the one asked for
-    (None: every game), or, for a game key looking at a non-public player, its own game
-    (another game asked for is refused)."""
-    return game_in_view(caller, check_may_view(caller, player), game)
 
 
 def game_in_view(caller: Caller, seen: Visibility, game: Game | None) -> Game | None:
-    """`viewable_game` once `check_may_view` has answered `seen`."""
+    """The game to limit a player's data to, once `check_may_view` has answered `seen`:
+    the one asked for (None: every game), or, for a game key looking at a non-public
+    player, its own game (another game asked for is refused)."""
     if seen is not Visibility.OWN_GAME:
         return game
     if game is None:

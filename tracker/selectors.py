@@ -15,8 +15,13 @@ games: LocalCache[Game] = LocalCache("games")
 def get_player(player_id: Any) -> Player:
     player = Player.objects.filter(pk=player_id, is_active=True).first()
     if player is None:
-        raise NotFound(f"Unknown player '{player_id}'.")
+        raise unknown_player(player_id)
     return player
+
+
+def unknown_player(player_id: Any) -> NotFound:
+    """The 404 of a player id that names no one (or no one the caller may know of)."""
+    return NotFound(f"Unknown player '{player_id}'.")
 
 
 def get_game(game_ref: str) -> Game:
