@@ -18,8 +18,6 @@ from achievements import selectors, services
 from achievements.models import Achievement, Rarity
 from achievements.selectors import achievement_data
 from infra.errors import DomainError, Forbidden, Invalid, NotFound
-from leaderboards.boards import Board
-from leaderboards.selectors import rank_on
 from stats.selectors import viewed_player
 from tracker.auth import (
     Caller,
@@ -133,12 +131,21 @@ def resolve_achievement(caller: Caller, data: dict[str, Any]) -> Achievement:
     return selectors.get_achievement(api_name=data["achievement"], game=caller.game)
 
 
+RANK_UNAVAILABLE_HELP = (
+    "Only when true: the unlock is recorded, but its rank could not be read right after "
+    "(new_rank is then null); read it later from the game's leaderboard."
+)
+
+
 class UnlockOutputSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     achievement = AchievementOutputSerializer()
-    new_rank = serializers.IntegerField(allow_null=True)
+    new_rank = serializers.IntegerField(
+        allow_null=True, help_text="The player's rank on the game's board; null when not ranked there."
+    )
     already_unlocked = serializers.BooleanField()
     unlocked_at = serializers.DateTimeField()
+    rank_unavailable = serializers.BooleanField(required=False, help_text=RANK_UNAVAILABLE_HELP)
 
 
 class UnlockApi(APIView):
@@ -173,6 +180,8 @@ class UnlockApi(APIView):
             "already_unlocked": not outcome.created,
             "unlocked_at": outcome.unlocked_at.isoformat(),
         }
+        if outcome.rank_unavailable:
+            body["rank_unavailable"] = True
         return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
 
 
@@ -361,6 +370,7 @@ class ProgressApi(APIView):
         unlocked = serializers.BooleanField()
         newly_unlocked = serializers.BooleanField()
         new_rank = serializers.IntegerField(allow_null=True)
+        rank_unavailable = serializers.BooleanField(required=False, help_text=RANK_UNAVAILABLE_HELP)
 
     @extend_schema(
         request=InputSerializer,
@@ -386,22 +396,24 @@ class ProgressApi(APIView):
             value=data["value"],
             source=caller.source,
             game_key=caller.game_key,
+            rank=True,
         )
         unlock = outcome.unlock
         # The reporter is the player or their game's server; a player learns what a hidden
         # achievement is once they hold it, not while they work toward it.
         reveal = selectors.reveal_for(caller, [achievement], unlocked=[achievement.pk] if outcome.unlocked else [])
-        return Response(
-            {
-                "success": True,
-                "achievement": reveal.data(achievement),
-                "value": outcome.value,
-                "target": outcome.target,
-                "unlocked": outcome.unlocked,
-                "newly_unlocked": bool(unlock and unlock.created),
-                "new_rank": rank_on(Board.game(achievement.game_id), player.pk) if outcome.unlocked else None,
-            }
-        )
+        body = {
+            "success": True,
+            "achievement": reveal.data(achievement),
+            "value": outcome.value,
+            "target": outcome.target,
+            "unlocked": outcome.unlocked,
+            "newly_unlocked": bool(unlock and unlock.created),
+            "new_rank": outcome.new_rank,
+        }
+        if outcome.rank_unavailable:
+            body["rank_unavailable"] = True
+        return Response(body)
 
 
 class UnlockedAchievementSerializer(AchievementOutputSerializer):

@@ -53,6 +53,9 @@ class UnlockOutcome:
     created: bool
     unlocked_at: datetime
     new_rank: int | None = None  # on the game's board, when asked for (`rank=True`)
+    # Asked for, but it could not be read once the unlock had committed (new_rank is None):
+    # the unlock stands, and its caller says so instead of failing it.
+    rank_unavailable: bool = False
 
 
 def unlock_achievements(
@@ -72,6 +75,8 @@ def unlock_achievements(
     relay sends it after commit, at least once (infra.outbox). The whole durable write is
     one statement (achievements.unlock_sql), the one home of the unlock's rules. After commit the rank index
     gets the new scores, and with `rank` each outcome its game-board rank, in one Redis call.
+    Nothing after the commit can fail the call: a rank that cannot be read then (Redis and
+    PostgreSQL both failing) is `rank_unavailable`.
 
     Returns one outcome per request, in order; None where the player does not exist (or is
     deactivated), in which case nothing was written for that request.
@@ -92,7 +97,10 @@ def unlock_achievements(
         outbox.wake()
     # Read your own writes: these players read the primary for a while (docs/replicas.md).
     replicas.pin_players({player_id for player_id, _ in written.created})
-    missing = [p for p, _ in pairs if p not in written.created and p not in written.earlier]
+    # Pairs another request inserted while this statement ran (its snapshot could not see
+    # them): their time is read after commit, where a failure is this request's 503, and
+    # the retry answers 200 with it. Unknown players hold nothing to read.
+    missing = [p for p, _ in pairs if p[0] in written.players and p not in written.created and p not in written.earlier]
     earlier = {**written.earlier, **_existing_unlock_times(missing)}
     changes = index_changes(written.moves, written.players)
     asks = [(Board.game(r.achievement.game_id), str(r.player_id)) for r in requests if rank]
@@ -111,9 +119,16 @@ def unlock_achievements(
             continue
         is_new = pair in written.created and pair not in reported
         reported.add(pair)
-        new_rank = ranks.get((Board.game(r.achievement.game_id), str(r.player_id)))
+        new_rank = ranks.get((Board.game(r.achievement.game_id), str(r.player_id))) if ranks is not None else None
         outcomes.append(
-            UnlockOutcome(r.player_id, r.achievement, is_new, at if is_new else earlier.get(pair, at), new_rank)
+            UnlockOutcome(
+                r.player_id,
+                r.achievement,
+                is_new,
+                at if is_new else earlier.get(pair, at),
+                new_rank,
+                rank_unavailable=rank and ranks is None,
+            )
         )
     return outcomes
 
@@ -202,6 +217,8 @@ class ProgressOutcome:
     target: int
     unlocked: bool  # the player holds the achievement, by this progress or before
     unlock: UnlockOutcome | None = field(default=None)  # set when this progress reached the target
+    new_rank: int | None = None  # on the game's board, when asked for (`rank=True`) and unlocked
+    rank_unavailable: bool = False  # as UnlockOutcome's
 
 
 def record_progress(
@@ -212,11 +229,13 @@ def record_progress(
     source: str,
     game_key: GameKey | None = None,
     at: datetime | None = None,
+    rank: bool = False,
 ) -> ProgressOutcome:
     """Record absolute progress toward an incremental achievement.
 
     Progress never goes backwards: a lower value than the stored one changes nothing.
-    Reaching the target unlocks the achievement through `unlock_achievements`.
+    Reaching the target unlocks the achievement through `unlock_achievements`. With `rank`,
+    a player who holds it gets their game-board rank, read after commit as the unlock's is.
     """
     target = achievement.progress_target
     if target is None:
@@ -250,11 +269,24 @@ def record_progress(
             )
             (stored,) = cursor.fetchone()
         replicas.pin_players([player.pk])
+        unlock = None
         if stored >= target:
             unlock = unlock_achievement(player=player, achievement=achievement, source=source, game_key=game_key, at=at)
-            return ProgressOutcome(value=stored, target=target, unlocked=True, unlock=unlock)
-    held = Unlock.objects.filter(player=player, achievement=achievement).exists()
-    return ProgressOutcome(value=stored, target=target, unlocked=held)
+    held = unlock is not None or Unlock.objects.filter(player=player, achievement=achievement).exists()
+    if not (rank and held):
+        return ProgressOutcome(value=stored, target=target, unlocked=held, unlock=unlock)
+    ask = (Board.game(achievement.game_id), str(player.pk))
+    # Committed by now, unless a caller's transaction holds this one: then a failure is
+    # still the caller's to roll back.
+    ranks = push_and_rank([], [ask]) if not connection.in_atomic_block else {ask: rank_on(*ask)}
+    return ProgressOutcome(
+        value=stored,
+        target=target,
+        unlocked=True,
+        unlock=unlock,
+        new_rank=ranks[ask] if ranks is not None else None,
+        rank_unavailable=ranks is None,
+    )
 
 
 # --- Achievement sets ---------------------------------------------------------------------

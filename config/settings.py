@@ -182,6 +182,16 @@ if _pool_max_size > 0:
         # How long a request waits for a free connection before it answers 503 with
         # Retry-After (infra.middleware.DatabaseBusyMiddleware), never a 500.
         "timeout": envfloat("DB_POOL_TIMEOUT", 5.0, minimum=0.1),
+        # Connections beyond min_size go back to PostgreSQL once idle: each DB_POOL_MAX_IDLE
+        # seconds in which one was never needed, the pool closes one (so a burst's 10 are
+        # down to min_size within about 9 periods). psycopg_pool's 10 minutes kept a burst's
+        # connections from every other client for over an hour.
+        "max_idle": envfloat("DB_POOL_MAX_IDLE", 5.0, minimum=1.0),
+        # How long one failed attempt to (re)connect keeps retrying, backing off 1, 2, 4 s...,
+        # before it gives up; the next request that waits then tries again at once. Under
+        # psycopg_pool's 5 minutes the gaps kept doubling to a minute and more, so a restarted
+        # PostgreSQL could wait about as long as it had been down before the pool tried it.
+        "reconnect_timeout": 2.0,
     }
 
 # --- Read replicas (infra/replicas.py, docs/replicas.md) --------------------------------

@@ -15,11 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
 
 from infra import replicas
-from infra.errors import bad_request_response, busy_response, is_pool_exhausted
+from infra.errors import bad_request_response, database_unavailable_response, is_database_unavailable
 from infra.logs import accepted_request_id, request_id_bound
 
 log = logging.getLogger("questboard.requests")
-busy = logging.getLogger("questboard.database")
 
 
 class RequestLogMiddleware:
@@ -93,12 +92,15 @@ class ControlCharacterMiddleware:
 
 
 class DatabaseBusyMiddleware:
-    """Answer 503 with Retry-After, not 500, when the connection pool has none to lend.
+    """Answer 503 with Retry-After, not 500, when the database cannot serve a view: the pool
+    has no connection to lend, or PostgreSQL is down, restarting or refusing connections
+    (`infra.errors.is_database_unavailable`). One warning line per refused request.
 
-    A middleware rather than the DRF exception handler alone, so pages and the admin answer
-    the same as the API. The first query of a request is where a pooled process waits for a
-    connection, and that happens in the view (DRF re-raises what its handler leaves alone)
-    or while rendering its template: both reach process_exception.
+    A middleware rather than the DRF exception handler alone (which answers the same for API
+    views), so pages and the admin answer alike, with DEBUG on too. It sees what a view or
+    the rendering of its template raises; what a middleware raises before any view runs
+    (the session or signed-in user lookup) reaches `infra.errors.server_error`, which
+    answers the same.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -108,10 +110,9 @@ class DatabaseBusyMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not is_pool_exhausted(exception):
+        if not is_database_unavailable(exception):
             return None
-        busy.warning("no database connection for %s %s: %s", request.method, request.path, exception)
-        return busy_response(request)
+        return database_unavailable_response(request, exception)
 
 
 class ReplicaReadMiddleware:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from infra import outbox
+from infra.errors import is_database_unavailable
 from infra.outbox import ReindexPayload
 from leaderboards import index, selectors
 from leaderboards.boards import KEY_PREFIX, Board, Change, Member, Moves, Rise, Score, boards_of, uuid_of
@@ -204,10 +205,32 @@ def push_to_index(changes: list[Change], *, only_up: bool) -> None:
         log.warning("rank index update failed; the relay and the periodic sync will repair it", exc_info=True)
 
 
-def push_and_rank(changes: list[Change], asks: Sequence[tuple[Board, str]]) -> dict[tuple[Board, str], int | None]:
-    """After an unlock committed: raise its scores in the index (ZADD GT) and read the
-    asked players' ranks, in one Redis round trip. Ranks come from SQL when Redis is not
-    configured, not built or unreachable."""
+def push_and_rank(
+    changes: list[Change], asks: Sequence[tuple[Board, str]]
+) -> dict[tuple[Board, str], int | None] | None:
+    """After an unlock committed, outside any transaction: raise its scores in the index
+    (ZADD GT) and read the asked players' ranks, in one Redis round trip. Ranks come from
+    SQL when Redis is not configured, not built or unreachable. A rank is None for a player
+    not on that board.
+
+    Never raises: the unlock is committed, and its caller must answer so whatever fails now.
+    None when the ranks could not be read (PostgreSQL failing too, or anything else): the
+    caller then says the rank is unavailable. An index write that failed is made again by
+    the relay and repaired by the periodic sync, as always."""
+    try:
+        return _push_and_rank(changes, asks)
+    except Exception as error:  # whatever it is, the unlock stands: see above
+        log.warning(
+            "an unlock committed but its rank could not be read after: %s",
+            str(error).strip().split("\n", 1)[0],
+            # A database that cannot serve is expected now and then (one line each); anything
+            # else is a bug, and its traceback is wanted.
+            exc_info=not is_database_unavailable(error),
+        )
+        return None
+
+
+def _push_and_rank(changes: list[Change], asks: Sequence[tuple[Board, str]]) -> dict[tuple[Board, str], int | None]:
     store = index.redis_store()
     if store is not None:
         try:
