@@ -53,15 +53,13 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from infra import breaker
 from tracker.models import GameKey
 
 log = logging.getLogger("questboard.ratelimits")
 
 KEY_PREFIX = "qb:rl"
-# After Redis failed, how long a process counts on its own before it asks Redis again: an
-# unresponsive Redis then costs one timeout per process per interval, not one per request.
-FALLBACK_SECONDS = 5.0
-# A process warns about the fallback at most this often.
+# A process warns that it counts on its own (Redis did not answer) at most this often.
 WARN_EVERY_SECONDS = 60.0
 # A game key's budget is taken from Redis in leases: one charge of up to LEASE_SHARE of its
 # rate (at most LEASE_MAX requests), spent by the process within LEASE_SECONDS. What a
@@ -142,8 +140,10 @@ class Limiter:
     Fail-safe, not fail-open: when Redis refuses, errs or takes longer than
     ``RATE_LIMIT_REDIS_TIMEOUT``, the request is charged to the process's own counters, so
     every limit still holds per process (with N processes, at most N times the limit) and no
-    request fails or waits more than one timeout. For FALLBACK_SECONDS after a failure the
-    process does not ask Redis at all; it warns at most once a minute.
+    request fails or waits more than one timeout. A refusal or timeout opens the process's
+    breaker for that Redis (`infra.breaker`, shared with the rank index and the cache when
+    they live there): until a background ping finds it answering, the process does not ask
+    it at all. It warns at most once a minute.
     """
 
     def __init__(self, redis_url: str, timeout: float) -> None:
@@ -163,7 +163,7 @@ class Limiter:
                 retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
             )
             self.shared = SlidingWindowCounterRateLimiter(storage)
-        self._shared_from = 0.0
+            self.breaker = breaker.for_redis(redis_url, ping=lambda: storage.get_connection().ping())
         self._warned_at = -math.inf
         self.leases: dict[Bucket, Lease] = {}
         self._leases_lock = threading.Lock()
@@ -219,23 +219,21 @@ class Limiter:
 
     def _hit(self, item: RateLimitItem, bucket: Bucket, cost: int = 1) -> tuple[SlidingWindowCounterRateLimiter, bool]:
         shared = self.shared
-        if shared is not None and time.monotonic() >= self._shared_from:
+        if shared is not None:
             try:
-                return shared, shared.hit(item, bucket.scope, bucket.who, cost=cost)
+                return shared, self.breaker.call(shared.hit, item, bucket.scope, bucket.who, cost=cost)
             except RedisError as error:
                 self._fall_back(error)
         return self.local, self.local.hit(item, bucket.scope, bucket.who, cost=cost)
 
     def _fall_back(self, error: RedisError) -> None:
         now = time.monotonic()
-        self._shared_from = now + FALLBACK_SECONDS
-        if now - self._warned_at >= WARN_EVERY_SECONDS:
+        if now - self._warned_at >= WARN_EVERY_SECONDS and not isinstance(error, breaker.Open):
             self._warned_at = now
             log.warning(
                 "rate limits: Redis did not answer (%s); this process counts on its own "
-                "(each limit holds per process) and asks Redis again in %.0f s",
+                "(each limit holds per process) until it answers again",
                 error,
-                FALLBACK_SECONDS,
             )
 
     def _retry_after(self, strategy: SlidingWindowCounterRateLimiter, item: RateLimitItem, bucket: Bucket) -> int:
@@ -243,7 +241,8 @@ class Limiter:
         only by a refused request."""
         expiry = item.get_expiry()
         try:
-            window = strategy.storage.get_sliding_window(item.key_for(bucket.scope, bucket.who), expiry)
+            ask, key = strategy.storage.get_sliding_window, item.key_for(bucket.scope, bucket.who)
+            window = self.breaker.call(ask, key, expiry) if strategy is self.shared else ask(key, expiry)
         except RedisError as error:
             self._fall_back(error)
             return expiry

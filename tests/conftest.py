@@ -57,11 +57,12 @@ def _inline_outbox(settings: Any) -> None:
 def _clean_cache() -> Iterator[None]:
     from django.core.cache import cache
 
-    from infra import memo
+    from infra import breaker, memo
 
     cache.clear()
     memo.clear_all()
     yield
+    breaker.reset()  # a Redis a test silenced is not left unasked by the next
     cache.clear()
     memo.clear_all()
 
