@@ -381,23 +381,25 @@ def credentials_bucket(request: HttpRequest | Request) -> Bucket:
 
 
 @contextlib.contextmanager
-def credentials_checked(request: HttpRequest | Request) -> Iterator[None]:
+def credentials_checked(request: HttpRequest | Request, known: Callable[[], bool]) -> Iterator[None]:
     """Around the check of the API key or bearer token a request presents: each failure
     (AuthenticationFailed, a 401) is charged to `credentials_bucket`, as every sign-in is
     to its address; the one that finds it full becomes a 429 with ``Retry-After`` instead.
 
     Then, until that ``Retry-After`` has passed, this process answers 429 to every request
-    of that address that presents credentials before it checks them: no database lookup
-    for a made-up key, and no answer that tells a right guess from a wrong one (a 2xx
-    among 429s would). A right key from that address waits out the window too, as a right
-    password does after too many sign-ins; other addresses are not touched. Every other
-    process learns of it at its own next failure from the address, so with N processes at
-    most N checks more get through, each refused. A request that passes costs nothing more:
-    no Redis call, and no address parsed while no bucket is held."""
+    of that address whose credentials it cannot check without the database (`known`: a key
+    this process has already looked up, a token whose signature holds): a made-up key
+    costs no lookup. Credentials `known` vouches for go on as usual, so one misconfigured
+    server (a revoked key after a rotation, say) does not lock out the good ones behind
+    the same address; guessing them is hopeless anyway (a key or a signature), the budget
+    is about what guesses cost. Other addresses are not touched. Every other process learns
+    of it at its own next failure from the address, so with N processes at most N checks
+    more get through, each refused. A request that passes costs nothing more: no Redis
+    call, and no address parsed while no bucket is held."""
     shared = limiter()
     if shared.held:
         wait = shared.held_for(credentials_bucket(request))
-        if wait:
+        if wait and not known():
             raise exceptions.Throttled(wait)
     try:
         yield
