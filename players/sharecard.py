@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import textwrap
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 
 from django.core.cache import cache
@@ -45,7 +46,8 @@ TIER_COLOURS = {
 }
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def card_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's own font (Aileron), shipped inside Pillow: nothing fetched, nothing to install."""
     return ImageFont.load_default(size=size)
 
 
@@ -86,30 +88,36 @@ def card_png(unlock: Unlock, *, masked: bool = False) -> bytes:
     """The card from the cache (Redis in production), drawn and kept on a miss. Drawing
     costs ~100 ms of CPU; a cached card a Redis read. Without the cache it is drawn."""
     text = CardText.of(unlock, masked=masked)
-    key = text.cache_key()
+    return cached_png(text.cache_key(), lambda: draw_card(text))
+
+
+def cached_png(key: str, draw: Callable[[], bytes]) -> bytes:
+    """The image kept under `key`, or `draw()` kept there on a miss. `key` must name
+    everything the image shows (a card keyed by its content is never stale); a cache that
+    does not answer costs a drawing, not an error."""
     try:
         png = cache.get(key)
     except CACHE_ERRORS:
-        return draw_card(text)
+        return draw()
     if png is None:
-        png = draw_card(text)
+        png = draw()
         with contextlib.suppress(*CACHE_ERRORS):
             cache.set(key, png, CARD_CACHE_SECONDS)
     return png
 
 
 def fitted(
-    draw: ImageDraw.ImageDraw, text: str, size: int, *, smallest: int
+    draw: ImageDraw.ImageDraw, text: str, size: int, *, smallest: int, width: int = TEXT_WIDTH, step: int = 4
 ) -> tuple[str, ImageFont.FreeTypeFont | ImageFont.ImageFont]:
-    """`text` and a font to draw it in on one line no wider than TEXT_WIDTH: the font
-    shrinks, down to `smallest`, and then the text is cut with an ellipsis. A long name
-    (an achievement's, a game's, a player's) would otherwise run off the card."""
-    while size > smallest and draw.textlength(text, font=_font(size)) > TEXT_WIDTH:
-        size -= 4
-    font = _font(max(size, smallest))
-    if draw.textlength(text, font=font) <= TEXT_WIDTH:
+    """`text` and a font to draw it in on one line no wider than `width`: the font
+    shrinks by `step`, down to `smallest`, and then the text is cut with an ellipsis. A
+    long name (an achievement's, a game's, a player's) would otherwise run off the card."""
+    while size > smallest and draw.textlength(text, font=card_font(size)) > width:
+        size -= step
+    font = card_font(max(size, smallest))
+    if draw.textlength(text, font=font) <= width:
         return text, font
-    while text and draw.textlength(text + "…", font=font) > TEXT_WIDTH:
+    while text and draw.textlength(text + "…", font=font) > width:
         text = text[:-1]
     return text.rstrip() + "…", font
 
@@ -119,20 +127,20 @@ def draw_card(text: CardText) -> bytes:
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     draw.rounded_rectangle((40, 40, WIDTH - 40, HEIGHT - 40), radius=32, fill=PANEL, outline=colour, width=6)
-    draw.text((LEFT, 85), "ACHIEVEMENT UNLOCKED", font=_font(34), fill=colour)
+    draw.text((LEFT, 85), "ACHIEVEMENT UNLOCKED", font=card_font(34), fill=colour)
     title, title_font = fitted(draw, text.title, 76, smallest=48)
     draw.text((LEFT, 140), title, font=title_font, fill=INK)
     for line_number, line in enumerate(textwrap.wrap(text.about, width=58)[:2]):
-        draw.text((LEFT, 250 + line_number * 44), line, font=_font(36), fill=MUTED)
+        draw.text((LEFT, 250 + line_number * 44), line, font=card_font(36), fill=MUTED)
     game, game_font = fitted(draw, text.game, 40, smallest=32)
     draw.text((LEFT, 395), game, font=game_font, fill=INK)
     by, by_font = fitted(draw, text.by, 34, smallest=28)
     draw.text((LEFT, 450), by, font=by_font, fill=MUTED)
-    badge_font = _font(32)
+    badge_font = card_font(32)
     width = int(draw.textlength(text.badge, font=badge_font))
     draw.rounded_rectangle((90, 510, 90 + width + 40, 570), radius=28, fill=BACKGROUND)
     draw.text((110, 520), text.badge, font=badge_font, fill=colour)
-    draw.text((WIDTH - 280, 85), "Questboard", font=_font(34), fill=MUTED)
+    draw.text((WIDTH - 280, 85), "Questboard", font=card_font(34), fill=MUTED)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
