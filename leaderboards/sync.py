@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from infra import outbox
+from infra import breaker, outbox
 from infra.errors import is_database_unavailable
 from infra.outbox import ReindexPayload
 from leaderboards import index, selectors
@@ -201,8 +201,14 @@ def push_to_index(changes: list[Change], *, only_up: bool) -> None:
         return
     try:
         store.apply(changes, only_up=only_up)
-    except RedisError:
-        log.warning("rank index update failed; the relay and the periodic sync will repair it", exc_info=True)
+    except breaker.Open:
+        return  # Redis is left alone for a while, which the breaker logged once
+    except RedisError as error:
+        log.warning(
+            "rank index update failed (%s); the relay and the periodic sync will repair it",
+            error,
+            exc_info=not breaker.is_outage(error),  # an outage is one line, a bug a traceback
+        )
 
 
 def push_and_rank(
