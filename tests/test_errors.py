@@ -179,7 +179,7 @@ def test_a_page_that_gets_no_database_connection_is_a_503_too(api: Api, pool_exh
     assert int(response["Retry-After"]) > 0
 
 
-def test_only_the_pool_running_dry_is_a_503() -> None:
+def test_a_pool_running_dry_is_told_from_a_closed_pool_and_from_the_server_refusing() -> None:
     from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
     def as_django_raises(error: Exception) -> OperationalError:
