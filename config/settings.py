@@ -459,6 +459,9 @@ RATE_LIMIT_SIGN_IN = envrate("RATE_LIMIT_SIGN_IN", "10/minute")
 RATE_LIMIT_SIGN_IN_USERNAME = envrate("RATE_LIMIT_SIGN_IN_USERNAME", "5/minute")
 # Registrations (the API and the sign-up page), per address.
 RATE_LIMIT_SIGN_UP = envrate("RATE_LIMIT_SIGN_UP", "10/hour")
+# Images other sites embed (profile and share cards), per address: image proxies (GitHub's,
+# a forum's) and link-preview bots fetch them for many viewers from few addresses.
+RATE_LIMIT_EMBEDS = envrate("RATE_LIMIT_EMBEDS", "1200/minute")
 # WebSocket handshakes are charged to RATE_LIMIT_PLAYER or RATE_LIMIT_ANONYMOUS like requests;
 # the messages a client sends on one socket (pings) are limited per socket.
 RATE_LIMIT_SOCKET_MESSAGES = envrate("RATE_LIMIT_SOCKET_MESSAGES", "60/minute")

@@ -9,6 +9,7 @@ Every limited request is charged to one or two buckets (docs/rate-limits.md):
   address and ``RATE_LIMIT_SIGN_IN_USERNAME`` per username named, so guesses spread over
   many addresses slow down too; refreshing a token: ``RATE_LIMIT_SIGN_IN`` per address;
   signing up (the API and the page): ``RATE_LIMIT_SIGN_UP`` per address;
+- an embedded image (a profile or share card): ``RATE_LIMIT_EMBEDS`` per address;
 - an API key or a bearer token that fails (a 401): ``RATE_LIMIT_ANONYMOUS`` per address, a
   budget of its own (`credentials_checked`), so guessing keys and tokens is limited as
   signing in is.
@@ -457,6 +458,10 @@ class SignUpRateThrottle(CallerRateThrottle):
 
 # Never limited: the load balancer's probes.
 UNLIMITED_VIEWS = frozenset({"healthz", "readyz"})
+# Images other sites embed (profile cards in READMEs and forum signatures, share cards in
+# link previews): fetched by image proxies and preview bots that serve many viewers from a
+# few addresses, so they count against a budget of their own, larger than a browser's.
+EMBED_VIEWS = frozenset({"profile-card-svg", "profile-card-png", "share-card"})
 SIGN_IN_VIEWS = frozenset({"login", "admin:login"})
 SIGN_UP_VIEWS = frozenset({"signup-page"})
 
@@ -482,6 +487,8 @@ def page_buckets(request: HttpRequest, view: Callable[..., Any]) -> list[Bucket]
         return [sign_up_bucket(request)]
     if match is not None and "admin" in match.namespaces:
         return []
+    if name in EMBED_VIEWS:
+        return [Bucket("embeds", client_address(request), settings.RATE_LIMIT_EMBEDS)]
     return [caller_bucket(request)]
 
 

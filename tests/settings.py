@@ -18,4 +18,4 @@ from config.settings import *  # noqa: E402, F403
 # limit by accident. The limiter still runs on every request. The tests of the limits
 # themselves (tests/test_rate_limits.py) put the production values back.
 RATE_LIMIT_PLAYER = RATE_LIMIT_GAME_KEY = RATE_LIMIT_ANONYMOUS = "1000000/minute"
-RATE_LIMIT_SIGN_IN = RATE_LIMIT_SIGN_IN_USERNAME = RATE_LIMIT_SIGN_UP = "1000000/minute"
+RATE_LIMIT_SIGN_IN = RATE_LIMIT_SIGN_IN_USERNAME = RATE_LIMIT_SIGN_UP = RATE_LIMIT_EMBEDS = "1000000/minute"

@@ -440,6 +440,22 @@ def test_the_share_card_is_drawn_once_then_served_from_the_cache(
     assert first["Cache-Control"] == "public, max-age=600"
 
 
+def test_embedded_images_count_against_a_budget_of_their_own(shared: Unlock, settings: Any) -> None:
+    """An image proxy fetches cards for many readers from one address: past a browser's
+    budget its cards still come, and its budget for them is spent apart."""
+    settings.RATE_LIMIT_EMBEDS = "80/minute"
+    proxy = "192.0.2.80"
+    card = f"/share/{shared.pk}/card.png"
+
+    pages = [Client().get("/leaderboards/", REMOTE_ADDR=proxy) for _ in range(61)]
+    cards = [Client().get(card, REMOTE_ADDR=proxy) for _ in range(81)]
+
+    assert statuses(pages[:60]) == {200: 60}
+    assert_page_throttled(pages[60])
+    assert statuses(cards[:80]) == {200: 80}
+    assert_page_throttled(cards[80])
+
+
 def test_a_change_to_what_the_card_shows_draws_a_new_card(
     shared: Unlock, game: Game, drawn: list[sharecard.CardText]
 ) -> None:
