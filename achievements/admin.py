@@ -15,10 +15,11 @@ def _grant(achievement: Achievement, actor: object, reason: str, players: list) 
 @admin.register(Achievement)
 class AchievementAdmin(StudioScopedAdmin, ModerationPermission, admin.ModelAdmin):
     actions = [with_reason("grant_to_players", "Grant to players", _grant, ask_players=True)]
-    list_display = ("name", "api_name", "game", "points", "hidden", "client_unlockable", "unlock_percentage")
-    list_filter = ("game", "hidden", "client_unlockable")
+    list_display = ("name", "api_name", "game", "points", "type", "hidden", "client_unlockable", "unlock_percentage")
+    list_filter = ("game", "type", "hidden", "client_unlockable")
     search_fields = ("name", "api_name")
-    readonly_fields = ("unlock_count", "unlock_percentage")
+    # Types come from the manifest, whose import judges the awards again (achievements.awards).
+    readonly_fields = ("type", "unlock_count", "unlock_percentage")
 
 
 def _revoke(unlock: Unlock, actor: object, reason: str) -> None:

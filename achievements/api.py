@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from achievements import selectors, services
-from achievements.models import Achievement, Rarity
+from achievements.models import Achievement, AchievementType, Award, Rarity
 from achievements.selectors import achievement_data
 from infra.errors import DomainError, Forbidden, Invalid, NotFound
 from stats.selectors import viewed_player
@@ -40,6 +40,11 @@ from tracker.serializers import (
 # The largest progress value and target (PostgreSQL's integer holds 2**31 - 1).
 MAX_PROGRESS = 2_000_000_000
 
+TYPE_HELP = (
+    "What the achievement means for finishing the game (docs/awards.md): every progression one and, "
+    "when the game has any, one win condition beat it; missable ones can be missed for good. Null: none."
+)
+
 
 class AchievementOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
@@ -52,6 +57,7 @@ class AchievementOutputSerializer(serializers.Serializer):
     hidden = serializers.BooleanField()
     client_unlockable = serializers.BooleanField()
     progress_target = serializers.IntegerField(allow_null=True)
+    type = serializers.ChoiceField(choices=AchievementType.choices, allow_null=True, help_text=TYPE_HELP)
     unlock_percentage = serializers.FloatField()
     rarity = serializers.ChoiceField(choices=Rarity.choices)
 
@@ -473,6 +479,12 @@ class ManifestInput(StrictSerializer):
         # Progress reports go up to MAX_PROGRESS; a target beyond it could never be reached
         # (and beyond PostgreSQL's integer, could not be stored).
         progress_target = serializers.IntegerField(min_value=1, max_value=MAX_PROGRESS, required=False, allow_null=True)
+        type = serializers.ChoiceField(
+            choices=AchievementType.choices,
+            required=False,
+            allow_null=True,
+            help_text=TYPE_HELP + " Left out: a new achievement has none, an existing one keeps its type.",
+        )
 
     slug = serializers.SlugField(
         max_length=64,
@@ -500,6 +512,39 @@ class AchievementSetGameSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     slug = serializers.SlugField()
     name = serializers.CharField()
+
+
+class AwardSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Award.Kind.choices)
+    game = AchievementSetGameSerializer()
+    awarded_at = serializers.DateTimeField(help_text="When the unlock that completed it was recorded.")
+
+
+class PlayerAwardsApi(APIView):
+    class InputSerializer(StrictSerializer):
+        game = GameRefField(required=False, help_text="Only this game (its id or slug).")
+
+    class OutputSerializer(serializers.Serializer):
+        results = AwardSerializer(many=True)
+
+    @extend_schema(
+        parameters=[InputSerializer],
+        responses={200: OutputSerializer},
+        summary="The games a player has beaten and mastered, newest first",
+        operation_id="list_player_awards",
+        description=(
+            "Beaten: every progression achievement and, when the game has any, a win condition held. "
+            "Mastered: every achievement of the set held (kept when the set grows later). Privacy as for "
+            "the player's statistics; a game key sees a non-public player's awards in its own game only."
+        ),
+        tags=["players"],
+    )
+    def get(self, request: Request, player_id: uuid.UUID) -> Response:
+        caller = Caller.of(request)
+        player, seen = viewed_player(caller, player_id)
+        query = parsed_query(self.InputSerializer, request)
+        game = game_in_view(caller, seen, get_game(query["game"]) if "game" in query else None)
+        return Response({"results": [selectors.award_data(a) for a in selectors.player_awards(player, game=game)]})
 
 
 class GameAchievementsApi(APIView):

@@ -10,6 +10,15 @@ from django.db import models
 from tracker.models import Source
 
 
+class AchievementType(models.TextChoices):
+    """What an achievement means for finishing the game, as RetroAchievements types them;
+    the beaten award is decided by them (docs/awards.md). Most have none."""
+
+    PROGRESSION = "progression", "Progression"
+    WIN_CONDITION = "win_condition", "Win condition"
+    MISSABLE = "missable", "Missable"
+
+
 class Achievement(models.Model):
     MAX_POINTS = 1000
 
@@ -26,6 +35,7 @@ class Achievement(models.Model):
     progress_target = models.PositiveIntegerField(null=True, blank=True)
     # Position in the game's set, from the manifest; the progression funnel follows it.
     position = models.PositiveIntegerField(default=0)
+    type = models.CharField(max_length=16, choices=AchievementType.choices, blank=True, default="", db_default="")
     created = models.DateTimeField(auto_now_add=True)
     # Global unlock rate, refreshed in the background (achievements.tasks.refresh_rarity):
     # players who unlocked it over players with any activity in the game.
@@ -107,9 +117,7 @@ class Unlock(models.Model):
     unlocked_at = models.DateTimeField()
     claimed_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices)
-    game_key = models.ForeignKey(
-        "tracker.GameKey", null=True, blank=True, on_delete=models.SET_NULL, db_index=False
-    )
+    game_key = models.ForeignKey("tracker.GameKey", null=True, blank=True, on_delete=models.SET_NULL, db_index=False)
 
     class Meta:
         constraints = [
@@ -126,6 +134,33 @@ class Unlock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.player_id} unlocked {self.achievement_id}"
+
+
+class Award(models.Model):
+    """A game a player has beaten or mastered (docs/awards.md), from the moment its
+    condition first held (`awarded_at`). Beaten is withdrawn when it no longer holds;
+    mastered outlives a set that grows, and is withdrawn by a revocation in the game."""
+
+    class Kind(models.TextChoices):
+        BEATEN = "beaten", "Beaten"
+        MASTERED = "mastered", "Mastered"
+
+    player = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="awards", db_index=False
+    )
+    game = models.ForeignKey("tracker.Game", on_delete=models.CASCADE, related_name="awards", db_index=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    awarded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["player", "game", "kind"], name="award_once_per_player_game")]
+        indexes = [
+            models.Index(fields=["player", "-awarded_at"], name="award_player_recent"),
+            models.Index(fields=["game", "kind", "awarded_at"], name="award_game_first"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.player_id} {self.kind} {self.game_id}"
 
 
 class Progress(models.Model):

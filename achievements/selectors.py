@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
-from achievements.models import Achievement, Progress, Unlock, rarity_tier
+from achievements.models import Achievement, Award, Progress, Unlock, rarity_tier
 from infra.errors import NotFound
 from infra.memo import LocalCache
-from tracker.auth import Caller, key_is_for
+from tracker.auth import Caller, key_is_for, rows_for
 from tracker.models import Game, Player
 
 HIDDEN_NAME = "Hidden achievement"
@@ -29,9 +29,10 @@ class Reveal:
     only to a player who has unlocked it themselves, to its game's own API key, and to
     staff in the admin. Everyone else (anonymous callers, other games' keys, players who
     have not unlocked it, including on the page or share link of a player who has) sees it
-    masked: HIDDEN_NAME, no description, icon or api_name. Its points, rarity and unlock
-    percentage stay visible, as Xbox shows a secret achievement's gamerscore: the totals
-    and completion shown beside it count it, so hiding its points would not hide them.
+    masked: HIDDEN_NAME, no description, icon or api_name. Its points, type, rarity and
+    unlock percentage stay visible, as Xbox shows a secret achievement's gamerscore: the
+    totals, completion and awards shown beside it count it, so hiding them would not hide
+    them (and a player must see what beating the game takes: docs/awards.md).
     """
 
     caller: Caller
@@ -90,6 +91,7 @@ def achievement_data(achievement: Achievement, *, masked: bool = False) -> dict[
         "hidden": achievement.hidden,
         "client_unlockable": achievement.client_unlockable,
         "progress_target": achievement.progress_target,
+        "type": achievement.type or None,
         "unlock_percentage": achievement.unlock_percentage,
         "rarity": rarity_tier(achievement.unlock_percentage, achievement.unlock_count),
     }
@@ -172,6 +174,55 @@ def player_unlocks(player: Player, *, game: Game | None = None) -> QuerySet[Unlo
     if game is not None:
         unlocks = unlocks.filter(game=game)
     return unlocks
+
+
+# --- Awards -------------------------------------------------------------------------------
+
+
+def player_awards(player: Player, *, game: Game | None = None) -> QuerySet[Award]:
+    """A player's beaten and mastered games, newest first (a mastery before the beaten award
+    of the same moment)."""
+    awards = Award.objects.filter(player=player).select_related("game").order_by("-awarded_at", "-kind", "game_id")
+    return awards.filter(game=game) if game is not None else awards
+
+
+def award_data(award: Award) -> dict[str, Any]:
+    """An award as the API shows it."""
+    game = award.game
+    return {
+        "kind": award.kind,
+        "game": {"id": str(game.pk), "slug": game.slug, "name": game.name},
+        "awarded_at": award.awarded_at.isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class GameAwards:
+    """How many players beat and mastered a game, and the first to master it."""
+
+    beaten: int
+    mastered: int
+    first_masters: list[dict[str, Any]]  # {"player_id", "username", "awarded_at"}, earliest first
+
+
+def game_awards(caller: Caller, game: Game, *, first: int = 10) -> GameAwards:
+    """A game's awards as `caller` may see them. Like a board, they leave out players hidden
+    by moderation and closed accounts, and name only whom the caller may name
+    (`tracker.auth.rows_for`): anyone else is listed as an anonymous player, in their place."""
+    shown = Award.objects.filter(game=game, player__boards_hidden=False, player__is_active=True)
+    counts = dict(shown.values_list("kind").annotate(n=Count("pk")).order_by())
+    masters = list(
+        shown.filter(kind=Award.Kind.MASTERED)
+        .order_by("awarded_at", "pk")
+        .values_list("player_id", "player__username", "player__privacy", "awarded_at")[:first]
+    )
+    rows = [{"player_id": str(p), "username": name, "awarded_at": at} for p, name, _, at in masters]
+    privacy = {str(p): setting for p, _, setting, _ in masters}
+    return GameAwards(
+        beaten=counts.get(Award.Kind.BEATEN, 0),
+        mastered=counts.get(Award.Kind.MASTERED, 0),
+        first_masters=rows_for(caller, rows, privacy, game_id=game.pk),
+    )
 
 
 def game_achievements_for(game: Game, viewer: Player | None) -> list[dict[str, Any]]:

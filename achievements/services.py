@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from achievements import selectors, tasks, unlock_sql
-from achievements.models import Achievement, Progress, Source, Unlock
+from achievements import awards, selectors, tasks, unlock_sql
+from achievements.models import Achievement, AchievementType, Progress, Source, Unlock
 from infra import outbox, replicas
 from infra.errors import Conflict, Invalid, NotFound
 from infra.sql import prep, table
@@ -291,7 +291,7 @@ def record_progress(
 
 # --- Achievement sets ---------------------------------------------------------------------
 
-MANIFEST_FIELDS = ("name", "description", "icon", "points", "hidden", "client_unlockable", "progress_target")
+MANIFEST_FIELDS = ("name", "description", "icon", "points", "hidden", "client_unlockable", "progress_target", "type")
 
 
 @dataclass(frozen=True)
@@ -309,18 +309,27 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
     duplicated. Achievements missing from the manifest are kept, since players hold
     unlocks of them. Points of an achievement somebody has already unlocked cannot
     change: every total, board and season built on them would silently become wrong.
+    A `type` of None is none. A manifest that changes what beating the game takes
+    (achievement types, typed achievements added) judges every player's beaten award
+    again, holding unlocks meanwhile (achievements.awards).
     """
     with transaction.atomic():
+        if any("type" in item for item in manifest["achievements"]):
+            # Only a manifest that gives types can change what beating the game takes; it
+            # holds unlocks first, before the rows it locks below (awards.pause_unlocks).
+            awards.pause_unlocks()
         game, game_created = Game.objects.select_for_update().get_or_create(
             slug=manifest["slug"], defaults={"name": manifest["name"]}
         )
         game.name = manifest["name"]
         game.description = manifest.get("description", game.description)
         existing = {a.api_name: a for a in game.achievements.select_for_update()}
-        to_create, to_update = [], []
+        to_create, to_update, retyped = [], [], []
         for position, item in enumerate(manifest["achievements"]):
             values = {name: item[name] for name in MANIFEST_FIELDS if name in item}
             values["position"] = position
+            if "type" in values:
+                values["type"] = values["type"] or ""
             current = existing.get(item["api_name"])
             if current is None:
                 to_create.append(Achievement(game=game, api_name=item["api_name"], **values))
@@ -330,18 +339,38 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
                     f"Points of '{current.api_name}' cannot change: players have unlocked it.",
                     fields={"achievements": [f"{current.api_name}: points are fixed once unlocked."]},
                 )
+            if values.get("type", current.type) != current.type:
+                retyped.append(awards.Retype(current.pk, current.type, values["type"]))
             if any(getattr(current, name) != value for name, value in values.items()):
                 for name, value in values.items():
                     setattr(current, name, value)
                 to_update.append(current)
+        kept = [*existing.values(), *to_create]  # the whole set, as this import leaves it
+        types = [a.type for a in kept]
+        progression, win_condition = (
+            types.count(AchievementType.PROGRESSION),
+            types.count(AchievementType.WIN_CONDITION),
+        )
+        rejudge = awards.changes_beaten(game, progression=progression, win_condition=win_condition, retyped=retyped)
         Achievement.objects.bulk_create(to_create)
         if to_update:
             Achievement.objects.bulk_update(to_update, ["position", *MANIFEST_FIELDS])
-        counts = list(game.achievements.values_list("points", flat=True))
-        count_changed = game.achievement_count != len(counts)
-        game.achievement_count = len(counts)
-        game.total_points = sum(counts)
-        game.save(update_fields=["name", "description", "achievement_count", "total_points"])
+        count_changed = game.achievement_count != len(kept)
+        game.achievement_count = len(kept)
+        game.total_points = sum(a.points for a in kept)
+        game.progression_count, game.win_condition_count = progression, win_condition
+        game.save(
+            update_fields=[
+                "name",
+                "description",
+                "achievement_count",
+                "total_points",
+                "progression_count",
+                "win_condition_count",
+            ]
+        )
+        if rejudge:
+            awards.after_set_change(game=game, retyped=retyped)
         # Forgotten now for this request's own reads, and again at commit in case another
         # thread reloaded the old rows meanwhile.
         forget_game(game=game)
@@ -363,10 +392,12 @@ def forget_game(*, game: Game) -> None:
 
 def revoke_unlock(*, unlock: Unlock, actor: Player | None, reason: str) -> None:
     """Take an unlock back (moderation): the player's totals, completion, open seasons'
-    points and every board follow, and the revocation is recorded with who and why.
-    Closed seasons keep their archived results."""
+    points, awards the game no longer grants them (achievements.awards.after_revoke) and
+    every board follow, and the revocation is recorded with who and why. Closed seasons
+    keep their archived results."""
     now = timezone.now()
     with transaction.atomic():
+        awards.wait_for_set_changes()
         unlock = Unlock.objects.select_for_update().select_related("achievement", "player").filter(pk=unlock.pk).first()
         if unlock is None:
             raise NotFound("That unlock does not exist (already revoked?).")
@@ -375,7 +406,14 @@ def revoke_unlock(*, unlock: Unlock, actor: Player | None, reason: str) -> None:
         unlock.delete()
         # Progress at the target would unlock it again on the next report.
         Progress.objects.filter(player=player, achievement=achievement).delete()
-        take_back_unlock(player_id=player.pk, game_id=achievement.game_id, points=achievement.points, at=now)
+        take_back_unlock(
+            player_id=player.pk,
+            game_id=achievement.game_id,
+            points=achievement.points,
+            at=now,
+            achievement_type=achievement.type,
+        )
+        awards.after_revoke(player_id=player.pk, game_id=achievement.game_id)
         record_moderation(
             kind=ModerationAction.Kind.REVOKE,
             actor=actor,

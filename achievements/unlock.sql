@@ -7,9 +7,9 @@ req AS (
     FROM unnest(%(players)s::uuid[], %(achievements)s::uuid[], %(claimed)s::timestamptz[])
         AS r(player_id, achievement_id, claimed_at)
 ),
--- Step 0: those whose player exists and is active, with the achievement's game and points.
+-- Step 0: those whose player exists and is active, with the achievement's game, points and type.
 known AS (
-    SELECT req.player_id, req.achievement_id, req.claimed_at, a.game_id, a.points, p.region
+    SELECT req.player_id, req.achievement_id, req.claimed_at, a.game_id, a.points, a.type, p.region
     FROM req
     JOIN tracker_player p ON p.id = req.player_id AND p.is_active
     JOIN achievements_achievement a ON a.id = req.achievement_id
@@ -28,29 +28,59 @@ inserted AS (
 new AS (
     SELECT known.* FROM inserted JOIN known USING (player_id, achievement_id)
 ),
--- Step 2: the new points and unlocks per player and game.
+-- Step 2: the new points and unlocks per player and game, and how many of them are typed
+-- progression and win condition (the beaten award's counters).
 game_new AS (
-    SELECT player_id, game_id, sum(points) AS added, count(*) AS n FROM new GROUP BY player_id, game_id
+    SELECT player_id, game_id, sum(points) AS added, count(*) AS n,
+        count(*) FILTER (WHERE type = 'progression') AS progressed,
+        count(*) FILTER (WHERE type = 'win_condition') AS won
+    FROM new GROUP BY player_id, game_id
 ),
 -- Step 2: per-game stats upserted; completion against the game's whole set, hidden included.
 game_rows AS (
     INSERT INTO stats_playergamestats AS t (player_id, game_id, points, achievement_count, completion,
-        points_reached_at, first_activity, last_activity, playtime_seconds, updated_at)
+        points_reached_at, first_activity, last_activity, playtime_seconds, updated_at,
+        progression_count, win_condition_count)
     SELECT n.player_id, n.game_id, n.added, n.n,
         COALESCE(100.0 * n.n / NULLIF(g.achievement_count, 0), 0),
-        CASE WHEN n.added > 0 THEN %(second)s::timestamptz END, %(second)s::timestamptz, %(second)s::timestamptz, 0, %(second)s::timestamptz
+        CASE WHEN n.added > 0 THEN %(second)s::timestamptz END, %(second)s::timestamptz, %(second)s::timestamptz, 0, %(second)s::timestamptz,
+        n.progressed, n.won
     FROM game_new n JOIN tracker_game g ON g.id = n.game_id
     ORDER BY n.player_id, n.game_id
     ON CONFLICT (player_id, game_id) DO UPDATE SET
         points = t.points + excluded.points,
         achievement_count = t.achievement_count + excluded.achievement_count,
+        progression_count = t.progression_count + excluded.progression_count,
+        win_condition_count = t.win_condition_count + excluded.win_condition_count,
         completion = COALESCE(100.0 * (t.achievement_count + excluded.achievement_count)
             / (SELECT NULLIF(g.achievement_count, 0) FROM tracker_game g WHERE g.id = excluded.game_id), 0),
         points_reached_at = CASE WHEN excluded.points > 0
             THEN excluded.points_reached_at ELSE t.points_reached_at END,
         last_activity = excluded.last_activity,
         updated_at = excluded.updated_at
-    RETURNING player_id, game_id, points, points_reached_at
+    RETURNING player_id, game_id, points, points_reached_at, achievement_count, progression_count, win_condition_count
+),
+-- Step 2: the awards these unlocks completed (docs/awards.md), judged only for the (player,
+-- game) rows this statement changed, from their counters and the game's: beaten when every
+-- progression achievement and, if the game has any, a win condition are held (only a write
+-- that added one of those can complete it); mastered when every achievement of the set is.
+-- Held already: the insert does nothing, and the award keeps its first time.
+awarded AS (
+    INSERT INTO achievements_award (player_id, game_id, kind, awarded_at)
+    SELECT r.player_id, r.game_id, k.kind, %(at)s::timestamptz
+    FROM game_rows r
+    JOIN game_new n USING (player_id, game_id)
+    JOIN tracker_game g ON g.id = r.game_id
+    CROSS JOIN (VALUES ('beaten'), ('mastered')) AS k(kind)
+    WHERE CASE k.kind
+        WHEN 'beaten' THEN (n.progressed > 0 OR n.won > 0)
+            AND r.progression_count >= g.progression_count
+            AND (g.win_condition_count = 0 OR r.win_condition_count > 0)
+        ELSE g.achievement_count > 0 AND r.achievement_count >= g.achievement_count
+    END
+    ORDER BY r.player_id, r.game_id, k.kind
+    ON CONFLICT (player_id, game_id, kind) DO NOTHING
+    RETURNING player_id, game_id, kind
 ),
 -- Step 2: the new points and unlocks per player, across games.
 total_new AS (
@@ -146,7 +176,11 @@ outbox AS (
             )), '[]')
             FROM moved m
             LEFT JOIN passed ON m.kind = 'game' AND passed.scope = m.scope AND passed.player_id = m.player_id
-            WHERE m.added > 0)
+            WHERE m.added > 0),
+        'awards', (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                'player_id', player_id, 'game_id', game_id, 'kind', kind
+            )), '[]')
+            FROM awarded)
     ), now()
     WHERE %(live)s::boolean AND EXISTS (SELECT 1 FROM new)
     RETURNING id

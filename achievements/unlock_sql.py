@@ -11,15 +11,21 @@ may answer 2xx:
 2. One upsert of the per-game stats and one of the player totals, adding only the new
    unlocks' points (read from the achievements table, never from a cache) and counts;
    completion is recomputed against the game's current set, hidden achievements included.
+   The per-game row also counts its progression and win-condition unlocks; from those
+   counters and the game's own (kept by the manifest import) the awards these unlocks
+   completed are inserted, ``ON CONFLICT DO NOTHING``, at the unlock time: beaten and
+   mastered (docs/awards.md), judged only for the (player, game) rows this statement
+   changed. The row lock of the upsert orders concurrent unlocks of one player's game, so
+   the write that completes an award sees every unlock committed before it.
 3. One upsert of the standings of every open season the new unlocks count in (window
    ``[starts_at, ends_at)`` holding the unlock time, the season's region, its chosen
    achievements). These rules live here only; the season recount
    (`achievements.services.recount_season`) counts the same unlocks from scratch, and
    tests/test_unlock_statement.py proves both agree with a model of the rules.
 4. One outbox row (kind ``unlocks``, payload `infra.outbox.UnlocksPayload`, built with
-   ``jsonb_build_object``) with what the after-commit work needs: the new unlocks, and
-   the rise of every board they moved, from the same rows the reply returns as what
-   moved. No NOTIFY: PostgreSQL serialises the commits of notifying transactions, fsync
+   ``jsonb_build_object``) with what the after-commit work needs: the new unlocks, the
+   rise of every board they moved, from the same rows the reply returns as what moved,
+   and the awards they earned. No NOTIFY: PostgreSQL serialises the commits of notifying transactions, fsync
    included, which capped unlocks at a few hundred a second; the relay polls instead.
 
 Points are exact (added in the row's own upsert, never read and written back); a board's

@@ -75,12 +75,22 @@ class RiseItem(TypedDict):
     passed: NotRequired[list[PassedItem]]
 
 
+class AwardItem(TypedDict):
+    """An award (`achievements.models.Award`) the unlocks earned, at the event's `at`."""
+
+    player_id: str
+    game_id: str
+    kind: str  # "beaten" | "mastered"
+
+
 class UnlocksPayload(TypedDict):
     """kind "unlocks": written by the unlock statement (achievements/unlock.sql)."""
 
     at: str  # ISO 8601, the unlock time
     unlocks: list[Unlocked]
     rises: list[RiseItem]
+    # Rows recorded by the release before awards carry none (docs/outbox.md, "Upgrading").
+    awards: NotRequired[list[AwardItem]]
 
 
 class BoardMovesPayload(TypedDict):

@@ -7,6 +7,10 @@ from django.db import models
 
 from tracker.models import Source
 
+# The counter of `PlayerGameStats` each achievement type adds to (the values of
+# achievements.models.AchievementType); the other types have none.
+TYPE_COUNTERS = {"progression": "progression_count", "win_condition": "win_condition_count"}
+
 
 class PlayerGameStats(models.Model):
     """One player's totals in one game: the row every per-game board ranks."""
@@ -21,6 +25,11 @@ class PlayerGameStats(models.Model):
     achievement_count = models.PositiveIntegerField(default=0)
     # Unlocked over all of the game's achievements (hidden included), in percent.
     completion = models.FloatField(default=0.0)
+    # Of `achievement_count`, those typed progression and win condition: with the game's
+    # own counts they decide the beaten award in the unlock statement, without a count(*)
+    # (docs/awards.md). Kept by the unlock statement, a revocation and a manifest retype.
+    progression_count = models.PositiveIntegerField(default=0, db_default=0)
+    win_condition_count = models.PositiveIntegerField(default=0, db_default=0)
     # When the current points were reached: the tie-break on boards (earlier ranks first).
     points_reached_at = models.DateTimeField(null=True, blank=True)
     playtime_seconds = models.PositiveBigIntegerField(default=0)

@@ -15,18 +15,20 @@ from django.utils import timezone
 from infra.errors import Conflict, Invalid
 from infra.locks import lock_until_commit
 from infra.sql import add_counters, prep
-from stats.models import PlayerGameStats, PlayerTotals, PlaySession
+from stats.models import TYPE_COUNTERS, PlayerGameStats, PlayerTotals, PlaySession
 from tracker.models import Game, Player
 
 
-def take_back_unlock(*, player_id: UUID, game_id: UUID, points: int, at: datetime) -> None:
-    """Take a revoked unlock out of the player's stats in its game and totals, exactly
-    (each row lowered in place, so a concurrent unlock's increment is never lost), and
-    recompute that completion. The points' reached time stays: the board tie-break of the
-    points the player still holds. Adding unlocks is the unlock statement's
-    (achievements/unlock.sql), nowhere else."""
+def take_back_unlock(*, player_id: UUID, game_id: UUID, points: int, at: datetime, achievement_type: str = "") -> None:
+    """Take a revoked unlock out of the player's stats in its game (the counter of its
+    `achievement_type` too) and totals, exactly (each row lowered in place, so a concurrent
+    unlock's increment is never lost), and recompute that completion. The points' reached
+    time stays: the board tie-break of the points the player still holds. Adding unlocks
+    is the unlock statement's (achievements/unlock.sql), nowhere else."""
     lowered = {"points": F("points") - points, "achievement_count": F("achievement_count") - 1, "updated_at": at}
-    PlayerGameStats.objects.filter(player_id=player_id, game_id=game_id).update(**lowered)
+    counter = TYPE_COUNTERS.get(achievement_type)
+    typed = {counter: F(counter) - 1} if counter else {}
+    PlayerGameStats.objects.filter(player_id=player_id, game_id=game_id).update(**lowered, **typed)
     PlayerTotals.objects.filter(player_id=player_id).update(**lowered)
     refresh_completion(game=Game.objects.get(pk=game_id), player_ids=[player_id])
 

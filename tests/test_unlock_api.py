@@ -35,6 +35,7 @@ def test_a_game_key_unlocks_an_achievement_and_gets_the_contract_body(
             "hidden": False,
             "client_unlockable": False,
             "progress_target": None,
+            "type": None,
             "unlock_percentage": 0.0,
             "rarity": "legendary",
         },

@@ -39,6 +39,7 @@ def test_every_table_the_statement_names_is_a_models_table() -> None:
         "leaderboards_season_achievements",
         "leaderboards_seasonstanding",
         "tracker_outboxevent",
+        "achievements_award",
     }
 
 
@@ -46,7 +47,7 @@ def test_every_column_the_statement_inserts_is_a_column_of_its_table() -> None:
     models = tables_of_models()
     inserts = re.findall(r"INSERT INTO (\w+)(?: AS \w+)?\s*\(([^)]*)\)", SQL)
 
-    assert len(inserts) == 5
+    assert len(inserts) == 6
     for table, columns in inserts:
         assert {c.strip() for c in columns.split(",")} <= models[table], table
 
@@ -85,6 +86,20 @@ def test_the_outbox_row_has_the_fields_of_its_payload() -> None:
     assert set(outbox.RiseItem.__annotations__) <= keys
     passed_step = SQL[SQL.index("\npassed AS (") : SQL.index("\noutbox AS (")]
     assert set(outbox.PassedItem.__annotations__) <= set(re.findall(r"'(\w+)', ", passed_step))
+    awards = outbox_step[outbox_step.index("'awards', ") :]
+    assert set(outbox.AwardItem.__annotations__) <= set(re.findall(r"'(\w+)', ", awards))
+
+
+def test_awards_are_judged_from_the_rows_this_statement_changed_and_the_games_counts() -> None:
+    """The award step reads no table of unlocks: the per-game counters the upsert returns and
+    the game's own counts decide it, for the (player, game) rows the statement changed."""
+    awarded = SQL[SQL.index("\nawarded AS (") : SQL.index("\ntotal_new AS (")]
+
+    assert "achievements_unlock" not in awarded
+    assert "FROM game_rows r" in awarded
+    returned = SQL[SQL.index("\ngame_rows AS (") : SQL.index("\nawarded AS (")].rsplit("RETURNING", 1)[1]
+    assert {"achievement_count", "progression_count", "win_condition_count"} <= set(re.findall(r"\w+", returned))
+    assert "ON CONFLICT (player_id, game_id, kind) DO NOTHING" in awarded
 
 
 def test_every_outbox_kind_has_a_named_payload() -> None:

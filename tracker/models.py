@@ -75,6 +75,10 @@ class Game(models.Model):
     # Kept by the manifest import so completion needs no count(*) on the unlock path.
     achievement_count = models.PositiveIntegerField(default=0, editable=False)
     total_points = models.PositiveIntegerField(default=0, editable=False)
+    # Of `achievement_count`, those typed progression and win condition, kept by the
+    # manifest import too: the beaten award's condition (docs/awards.md).
+    progression_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    win_condition_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     # The achievement_count every player's completion was last recomputed for: when it
     # lags, a background recompute is due (stats.tasks.refresh_completion).
     completion_basis = models.PositiveIntegerField(default=0, editable=False)
