@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,16 +47,20 @@ UNLOCK_ROOM_PER_SECOND = 20_000
 # is counted lost (the pipeline and light-load sections).
 TOAST_GRACE_MS = 5000.0
 DRAIN_SECONDS = 240
+FEED_PATH = "/api/v1/feed"
 
 
 class Run:
     """One benchmark run over running servers: each section, in the order they run."""
 
-    def __init__(self, cfg: Config, loaded: Loaded, servers: Servers, tokens: dict[str, str]) -> None:
+    def __init__(
+        self, cfg: Config, loaded: Loaded, servers: Servers, tokens: dict[str, str], feed_tokens: list[str]
+    ) -> None:
         self.cfg = cfg
         self.loaded = loaded
         self.servers = servers
         self.tokens = tokens  # access tokens of the live players, by player id
+        self.feed_auths = [f"Bearer {token}" for token in feed_tokens]  # the feed's viewers
         self.url = f"http://127.0.0.1:{cfg.http_port}"
         self.http_pairs = dataset.http_pairs(cfg.players, cfg.live_players)
         self.live_pairs = dataset.live_pairs(cfg.players, cfg.live_players)
@@ -147,6 +152,8 @@ class Run:
         for i in range(rounds):
             for path in paths:
                 request("GET", self.cfg.http_port, path, headers=headers)
+            for auth in self.feed_auths[:2]:
+                request("GET", self.cfg.http_port, FEED_PATH, headers={"Authorization": auth})
             n, achievement = self.http_pairs.pair(base + i)
             body = json.dumps({"player_id": dataset.player_id(n), "achievement": dataset.api_name(achievement)})
             request("POST", self.cfg.http_port, "/api/v1/achievements/unlock", body=body, headers=headers)
@@ -170,6 +177,7 @@ class Run:
         }
         for name, (path, players, auth) in reads.items():
             self.section(name, lambda path=path, players=players, auth=auth: self.read(path, players, auth))
+        self.section("feed", self.feed)
         self.section("idle_sockets", self.idle_sockets)
         # The live run before the write floods, so its events queue behind no backlog.
         self.section("live", self.live)
@@ -258,6 +266,33 @@ class Run:
             "saturation": self.get(path, players=players, shape=wrk.SATURATION, seconds=self.cfg.duration, auth=auth),
         }
 
+    def feed(self) -> dict[str, Any]:
+        """The friends' feed of the feed viewers (each with cfg.feed.friends friends, each
+        friend with cfg.feed.unlocks unlocks and more), a random viewer per request: at the
+        read rate (open loop), then closed loop at moderate load and at saturation."""
+        self.check_feed()
+        args = [FEED_PATH, ",".join(self.feed_auths)]
+        return {
+            "rate": self.read_at_rate(FEED_PATH, False, "", auths=self.feed_auths),
+            "moderate": self.run_wrk("feed.lua", args, seconds=self.cfg.moderate_duration, shape=wrk.MODERATE),
+            "saturation": self.run_wrk("feed.lua", args, seconds=self.cfg.duration),
+        }
+
+    def check_feed(self) -> None:
+        """The loaded feed is what the section claims to measure: a full page of a
+        viewer's friends' unlocks among the rest, and a next page."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.cfg.http_port, timeout=30)
+        try:
+            connection.request("GET", f"{FEED_PATH}?limit=100", headers={"Authorization": self.feed_auths[0]})
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+        page = json.loads(body) if response.status == 200 else {}
+        kinds = {item["kind"] for item in page.get("results", [])}
+        if len(page.get("results", [])) < 100 or not page.get("next") or "unlock" not in kinds:
+            raise RuntimeError(f"the feed is not loaded as expected: {response.status} {body[:300]!r}")
+
     def idle_sockets(self) -> dict[str, Any]:
         daphne = self.servers.running["daphne"].pid
         return asyncio.run(sockets.hold_idle(self.cfg.ws_port, self.loaded.game_id, self.cfg.idle_sockets, daphne))
@@ -279,16 +314,18 @@ class Run:
             )
         )
 
-    def read_at_rate(self, path: str, players: bool, auth: str) -> dict[str, Any]:
+    def read_at_rate(self, path: str, players: bool, auth: str, *, auths: list[str] | None = None) -> dict[str, Any]:
         """The read at a fixed rate (open loop): the latency a caller sees at that load,
-        without wrk's coordinated omission. Random public players, as get.lua picks them."""
+        without wrk's coordinated omission. Random public players, as get.lua picks them;
+        with `auths`, each request as one of those callers, at random."""
         rng = random.Random(7919)
         headers = {"Authorization": auth} if auth else {}
 
         def request_for(i: int) -> bytes:
             n = rng.randint(1, self.cfg.players - self.cfg.live_players)
             n -= n % 10 == 0  # anonymous callers may read only public players
-            return get(path.replace("{player}", dataset.player_id(n)) if players else path, headers)
+            caller = {"Authorization": rng.choice(auths)} if auths else headers
+            return get(path.replace("{player}", dataset.player_id(n)) if players else path, caller)
 
         rate, seconds = self.cfg.read_rate, self.cfg.rate_duration
         fired = asyncio.run(fire(self.cfg.http_port, rate=rate, seconds=seconds, request_for=request_for))
@@ -427,13 +464,15 @@ def main(argv: list[str] | None = None) -> int:
         # The servers boot (seconds of imports each) while the data loads.
         started_servers = start_servers(servers, cfg, relay="relay_outbox" in commands.result())
         loaded = load.populate(cfg, timer, reused=reused)
-        tokens = beside.submit(load.mint_tokens, cfg, live_ids)
+        viewer_ids = [cfg.feed.viewer_id(v) for v in range(1, cfg.feed.viewers + 1)] if loaded.feed_games else []
+        tokens = beside.submit(load.mint_tokens, cfg, live_ids + viewer_ids)
         load.rebuild_index(cfg, loaded, timer)
         document["machine"] = report.machine(cfg)
-        with timer.step(f"live players' tokens, servers ready ({', '.join(started_servers)})"):
+        with timer.step(f"players' tokens, servers ready ({', '.join(started_servers)})"):
             tokens = tokens.result()
+            feed_tokens = [tokens.pop(viewer) for viewer in viewer_ids]
             servers.wait_ready()
-        run = Run(cfg, loaded, servers, tokens)
+        run = Run(cfg, loaded, servers, tokens, feed_tokens)
         sections = run.run_all()
         server_errors, error_samples = log_errors(servers)
         run.deaths += [{"noticed_before": "the end", "what": death} for death in servers.newly_dead()]
@@ -453,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             "light_rate": cfg.light_rate,
             "idle_sockets": cfg.idle_sockets,
             "live_players": cfg.live_players,
+            "feed": asdict(cfg.feed),
             "pgbench_seconds": cfg.pgbench_seconds,
             "redis_requests": cfg.redis_requests,
             "database_url": cfg.database_url,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from bench.dataset import FeedShape
+
 ROOT = Path(__file__).resolve().parent.parent
 # The load generator is one address and one game key making thousands of requests a second:
 # their budgets are raised, not switched off, so every request still pays the rate limiter
@@ -31,6 +33,7 @@ SECTIONS = (
     "around",
     "top100",
     "dashboard",
+    "feed",
     "idle_sockets",
     "live",
     "pipeline",
@@ -59,6 +62,7 @@ class Preset:
     redis_requests: int
     pipeline_duration: int  # seconds of each open-loop rate of the pipeline section
     light_unlocks: int  # unlocks of the light-load tail, at LIGHT_RATE
+    feed: FeedShape  # the friends' feed data (bench.dataset), loaded when its section runs
 
 
 FULL = Preset(
@@ -76,6 +80,7 @@ FULL = Preset(
     redis_requests=200_000,
     pipeline_duration=20,
     light_unlocks=60,
+    feed=FeedShape(viewers=20, friends=200, pool=400, unlocks=2500, alerts=2000, seasons=10),
 )
 
 # Seconds, not minutes: the same code path at a scale that only proves it works.
@@ -94,6 +99,7 @@ SMOKE = Preset(
     redis_requests=10_000,
     pipeline_duration=1,
     light_unlocks=10,
+    feed=FeedShape(viewers=2, friends=20, pool=30, unlocks=60, alerts=50, seasons=2),
 )
 
 
@@ -126,8 +132,12 @@ class Config:
     ws_port: int
     reuse: bool
     artifacts: Path
+    feed: FeedShape
     server_env: dict[str, str] = field(default_factory=dict)
     only: frozenset[str] = frozenset()  # sections to run; empty: all
+
+    def runs(self, section: str) -> bool:
+        return not self.only or section in self.only
 
     def server_environment(self) -> dict[str, str]:
         """The environment every server process and management command of the run gets."""
@@ -155,6 +165,8 @@ class Config:
             PYTHONUNBUFFERED="1",
             # The anonymous board reads; the game key gets its own (bench/load.py).
             RATE_LIMIT_ANONYMOUS=f"{BENCH_REQUESTS_PER_MINUTE}/minute",
+            # The feed's readers: a few players' tokens, hundreds of requests a second.
+            RATE_LIMIT_PLAYER=f"{BENCH_REQUESTS_PER_MINUTE}/minute",
         )
         env.update(self.server_env)
         return env
@@ -297,6 +309,7 @@ def from_args(argv: list[str] | None = None) -> Config:
         ws_port=args.ws_port or free_port(besides=http_port),
         reuse=args.reuse,
         artifacts=args.artifacts,
+        feed=preset.feed,
         server_env=dict(args.env),
         only=args.only,
     )

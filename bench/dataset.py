@@ -92,3 +92,56 @@ def http_pairs(players: int, live_players: int) -> Pairs:
 
 def live_pairs(players: int, live_players: int) -> Pairs:
     return Pairs(first_player=players - live_players + 1, span=live_players)
+
+
+# --- The friends' feed (the feed section) -------------------------------------------------
+# Viewers, each with `friends` accepted friends out of a pool of players; every pool player
+# has `unlocks` unlocks spread over 90 days across the feed games (a manifest holds at most
+# FEED_SET achievements, every tenth hidden), beaten and mastered awards in each, top-ten
+# finishes in closed seasons; each viewer has `alerts` rival alerts from their friends.
+# Ids: pool player n (1..pool) and then viewer v as n = pool + v, under FEED_UUID_PREFIX.
+
+FEED_UUID_PREFIX = "00000000-0000-4000-9000-"
+FEED_SET = 1000
+
+
+@dataclass(frozen=True)
+class FeedShape:
+    viewers: int
+    friends: int  # per viewer
+    pool: int
+    unlocks: int  # per pool player
+    alerts: int  # per viewer
+    seasons: int
+
+    @property
+    def games(self) -> int:
+        return -(-self.unlocks // FEED_SET)
+
+    @property
+    def stride(self) -> int:
+        """Viewer v's friends are pool players (v - 1) * stride + k, k < friends, wrapping."""
+        return max(1, (self.pool - self.friends) // max(1, self.viewers - 1))
+
+    def viewer_id(self, v: int) -> str:
+        return feed_player_id(self.pool + v)
+
+
+def feed_player_id(n: int) -> str:
+    return f"{FEED_UUID_PREFIX}{n:012x}"
+
+
+def feed_manifest(game: int, count: int) -> dict[str, object]:
+    return {
+        "slug": f"feed-quest-{game}",
+        "name": f"Feed Quest {game}",
+        "achievements": [
+            {
+                "api_name": f"f{i:04d}",
+                "name": f"Feed achievement {i}",
+                "points": points(i),
+                "hidden": i % 10 == 9,
+            }
+            for i in range(count)
+        ],
+    }

@@ -70,6 +70,31 @@ FILLED = {
         "weighted_score",
         "updated_at",
     },
+    # The friends' feed (FEED_SQL).
+    "tracker_friendship": {"id", "requester_id", "addressee_id", "status", "created", "accepted_at"},
+    "achievements_award": {"id", "player_id", "game_id", "kind", "awarded_at"},
+    "leaderboards_season": {
+        "id",
+        "game_id",
+        "name",
+        "description",
+        "starts_at",
+        "ends_at",
+        "region",
+        "closed_at",
+        "created",
+    },
+    "leaderboards_seasonresult": {
+        "id",
+        "season_id",
+        "player_id",
+        "rank",
+        "points",
+        "achievement_count",
+        "region",
+        "position",
+    },
+    "tracker_notification": {"id", "player_id", "kind", "payload", "created", "read_at"},
 }
 
 PLAYERS_SQL = """
@@ -117,6 +142,77 @@ GROUP BY player_id
 """
 
 
+# The friends' feed (bench.dataset.FeedShape), in the order the statements run: its players
+# (the pool, then the viewers), each viewer's friends, the pool's unlocks of the feed games
+# written in time order (a player's unlocks lie scattered over the table, as years of
+# everyone's unlocks leave them), their awards, closed seasons with every pool player's
+# final rank (about a quarter in the top ten), and each viewer's rival alerts.
+FEED_SQL = {
+    "feed players": """
+INSERT INTO tracker_player (id, password, last_login, is_superuser, username, first_name, last_name,
+    is_staff, is_active, date_joined, email, email_digest, region, privacy, boards_hidden, created)
+SELECT (%(feed_prefix)s || lpad(to_hex(n), 12, '0'))::uuid, '!', NULL, false,
+    CASE WHEN n <= %(pool)s THEN 'feedfriend' || n ELSE 'feedviewer' || (n - %(pool)s) END, '', '',
+    false, true, %(t0)s, '', '', 'eu', CASE WHEN n %% 4 = 0 THEN 'friends' ELSE 'public' END, false, %(t0)s
+FROM generate_series(1::bigint, %(pool)s + %(viewers)s) AS n
+""",
+    "feed friendships": """
+INSERT INTO tracker_friendship (requester_id, addressee_id, status, created, accepted_at)
+SELECT (%(feed_prefix)s || lpad(to_hex(%(pool)s + v), 12, '0'))::uuid,
+    (%(feed_prefix)s || lpad(to_hex(((v - 1) * %(stride)s + k) %% %(pool)s + 1), 12, '0'))::uuid,
+    'accepted', %(t0)s, %(t0)s
+FROM generate_series(1::bigint, %(viewers)s) AS v CROSS JOIN generate_series(0::bigint, %(friends)s - 1) AS k
+""",
+    "feed unlocks": """
+INSERT INTO achievements_unlock (player_id, achievement_id, game_id, unlocked_at, claimed_at, source, game_key_id)
+SELECT (%(feed_prefix)s || lpad(to_hex(f), 12, '0'))::uuid, a.id, a.game_id,
+    %(t0)s - ((f * 7919 + a.j * 104729) %% 7776000) * interval '1 second', NULL, 'server', NULL
+FROM generate_series(1::bigint, %(pool)s) AS f
+CROSS JOIN (
+    SELECT id, game_id, row_number() OVER (ORDER BY game_id, api_name) - 1 AS j
+    FROM achievements_achievement WHERE game_id = ANY(%(feed_games)s::uuid[])
+) AS a
+WHERE a.j < %(unlocks)s
+ORDER BY 4
+""",
+    "feed awards": """
+INSERT INTO achievements_award (player_id, game_id, kind, awarded_at)
+SELECT (%(feed_prefix)s || lpad(to_hex(f), 12, '0'))::uuid, g.id, k.kind,
+    %(t0)s - (((f * 3571 + g.n * 7 + k.n) * 3607) %% 7776000) * interval '1 second'
+FROM generate_series(1::bigint, %(pool)s) AS f
+CROSS JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tracker_game WHERE id = ANY(%(feed_games)s::uuid[])) AS g
+CROSS JOIN (VALUES ('beaten', 1), ('mastered', 2)) AS k(kind, n)
+""",
+    "feed seasons": """
+INSERT INTO leaderboards_season (id, game_id, name, description, starts_at, ends_at, region, closed_at, created)
+SELECT gen_random_uuid(), (%(feed_games)s::uuid[])[1], 'Feed Cup ' || s, '',
+    %(t0)s - (s * 8 + 7) * interval '1 day', %(t0)s - s * 8 * interval '1 day', '',
+    %(t0)s - s * 8 * interval '1 day' + interval '30 seconds', %(t0)s
+FROM generate_series(1, %(seasons)s) AS s
+""",
+    "feed season results": """
+INSERT INTO leaderboards_seasonresult (season_id, player_id, rank, points, achievement_count, region, position)
+SELECT s.id, (%(feed_prefix)s || lpad(to_hex(f), 12, '0'))::uuid, (f * 7 + s.n) %% 40 + 1,
+    1000 - (f * 7 + s.n) %% 40, 10, 'eu', f
+FROM (SELECT id, row_number() OVER (ORDER BY starts_at) AS n FROM leaderboards_season
+      WHERE game_id = (%(feed_games)s::uuid[])[1]) AS s
+CROSS JOIN generate_series(1::bigint, %(pool)s) AS f
+""",
+    "feed rival alerts": """
+INSERT INTO tracker_notification (player_id, kind, payload, created, read_at)
+SELECT (%(feed_prefix)s || lpad(to_hex(%(pool)s + v), 12, '0'))::uuid, 'rival',
+    jsonb_build_object(
+        'game_id', g.id::text, 'game_name', g.name, 'game_slug', g.slug,
+        'rival_id', (%(feed_prefix)s || lpad(to_hex(((v - 1) * %(stride)s + i %% %(friends)s) %% %(pool)s + 1), 12, '0')),
+        'rival_username', 'feedfriend' || (((v - 1) * %(stride)s + i %% %(friends)s) %% %(pool)s + 1),
+        'rival_points', 100 + i, 'your_points', 99 + i),
+    %(t0)s - (((v * 131 + i * 3889) * 11) %% 7776000) * interval '1 second', NULL
+FROM generate_series(1::bigint, %(viewers)s) AS v CROSS JOIN generate_series(0::bigint, %(alerts)s - 1) AS i
+CROSS JOIN (SELECT id, name, slug FROM tracker_game WHERE id = (%(feed_games)s::uuid[])[1]) AS g
+""",
+}
+
+
 @dataclass
 class Loaded:
     """What the measurements need to know about the data."""
@@ -126,6 +222,7 @@ class Loaded:
     players: int
     live_players: int
     reused: bool
+    feed_games: list[str] = field(default_factory=list)  # empty unless the feed section runs
     timings: dict[str, float] = field(default_factory=dict)
     index_entries: int = 0
     unlocks: int = 0
@@ -175,12 +272,19 @@ def populate(cfg: Config, timer: Timer, *, reused: bool) -> Loaded:
     """The game and its key through the operator commands, then the bulk rows."""
     with timer.step("import_game and create_game_key"):
         game_id, key = create_game(cfg)
+    feed_games = []
+    if cfg.runs("feed"):
+        with timer.step("import_game of the feed games"):
+            feed_games = [
+                import_game(cfg, dataset.feed_manifest(g, min(dataset.FEED_SET, cfg.feed.unlocks)))
+                for g in range(cfg.feed.games)
+            ]
     with connect(cfg.database_url) as conn:
         check_schema(conn)
         if not reused:
-            bulk_load(conn, cfg, game_id, timer)
+            bulk_load(conn, cfg, game_id, feed_games, timer)
         unlocks = conn.execute("SELECT count(*) FROM achievements_unlock").fetchone()[0]
-    return Loaded(game_id, key, cfg.players, cfg.live_players, reused, timer.timings, unlocks=unlocks)
+    return Loaded(game_id, key, cfg.players, cfg.live_players, reused, feed_games, timer.timings, unlocks=unlocks)
 
 
 def rebuild_index(cfg: Config, loaded: Loaded, timer: Timer) -> None:
@@ -204,7 +308,10 @@ def already_loaded(cfg: Config) -> bool:
             state = dict(conn.execute("SELECT name, value FROM bench_state").fetchall())
     except psycopg.Error:
         return False
-    return state.get("players") == cfg.players and state.get("live_players") == cfg.live_players
+    wanted = {"players": cfg.players, "live_players": cfg.live_players}
+    if cfg.runs("feed"):
+        wanted["feed_pool"] = cfg.feed.pool
+    return all(state.get(name) == value for name, value in wanted.items())
 
 
 def recreate_database(url: str) -> None:
@@ -219,11 +326,16 @@ def recreate_database(url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def import_game(cfg: Config, manifest: dict[str, Any]) -> str:
+    """The game's id, imported through the operator contract (`import_game`)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(manifest, file)
+        file.flush()
+        return last_line(manage(cfg, "import_game", file.name))
+
+
 def create_game(cfg: Config) -> tuple[str, str]:
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as manifest:
-        json.dump(dataset.manifest(), manifest)
-        manifest.flush()
-        game_id = last_line(manage(cfg, "import_game", manifest.name))
+    game_id = import_game(cfg, dataset.manifest())
     key = last_line(
         manage(
             cfg,
@@ -252,7 +364,8 @@ def check_schema(conn: psycopg.Connection) -> None:
         raise RuntimeError(f"bench/load.py does not fill these NOT NULL columns; teach it: {', '.join(unknown)}")
 
 
-def bulk_load(conn: psycopg.Connection, cfg: Config, game_id: str, timer: Timer) -> None:
+def bulk_load(conn: psycopg.Connection, cfg: Config, game_id: str, feed_games: list[str], timer: Timer) -> None:
+    feed = cfg.feed
     params = {
         "prefix": dataset.UUID_PREFIX,
         "players": cfg.players,
@@ -261,6 +374,15 @@ def bulk_load(conn: psycopg.Connection, cfg: Config, game_id: str, timer: Timer)
         "game": game_id,
         # Whole seconds: boards break ties by the second a score was reached.
         "t0": datetime.now(UTC).replace(microsecond=0),
+        "feed_prefix": dataset.FEED_UUID_PREFIX,
+        "feed_games": feed_games,
+        "pool": feed.pool,
+        "viewers": feed.viewers,
+        "friends": feed.friends,
+        "stride": feed.stride,
+        "unlocks": feed.unlocks,
+        "alerts": feed.alerts,
+        "seasons": feed.seasons,
     }
     # Every row is consistent by construction, so the foreign-key triggers (one lookup per
     # row and key) are skipped for this session: the load is several times faster.
@@ -281,12 +403,10 @@ def bulk_load(conn: psycopg.Connection, cfg: Config, game_id: str, timer: Timer)
     ).fetchall()
     for name, _ in secondary:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-    for name, statement in (
-        ("players", PLAYERS_SQL),
-        ("unlocks", UNLOCKS_SQL),
-        ("per-game stats", STATS_SQL),
-        ("totals", TOTALS_SQL),
-    ):
+    statements = {"players": PLAYERS_SQL, "unlocks": UNLOCKS_SQL, "per-game stats": STATS_SQL, "totals": TOTALS_SQL}
+    if feed_games:
+        statements |= FEED_SQL
+    for name, statement in statements.items():
         with timer.step(name):
             conn.execute(statement, params)
     with timer.step("indexes"):
@@ -297,8 +417,8 @@ def bulk_load(conn: psycopg.Connection, cfg: Config, game_id: str, timer: Timer)
     # The harness's own bookkeeping: what was loaded, and the pair cursors (bench.dataset).
     conn.execute("CREATE TABLE bench_state (name text PRIMARY KEY, value bigint NOT NULL)")
     conn.execute(
-        "INSERT INTO bench_state VALUES ('players', %s), ('live_players', %s), (%s, 0), (%s, 0)",
-        [cfg.players, cfg.live_players, dataset.HTTP_CURSOR, dataset.LIVE_CURSOR],
+        "INSERT INTO bench_state VALUES ('players', %s), ('live_players', %s), ('feed_pool', %s), (%s, 0), (%s, 0)",
+        [cfg.players, cfg.live_players, feed.pool if feed_games else 0, dataset.HTTP_CURSOR, dataset.LIVE_CURSOR],
     )
     conn.commit()
     with timer.step("vacuum analyze"):

@@ -178,6 +178,20 @@ def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
                 met=saturation["throughput"] >= 0.5 * (noop or 0) if timed else None,
             )
         )
+    feed = cfg.feed
+    what = f"feed ({feed.friends} friends with {feed.unlocks:,} unlocks each)"
+    at_rate = part(sections, "feed", "rate")
+    rows.append(
+        row(
+            "feed_rate",
+            f"{what}, {cfg.read_rate}/s open loop",
+            at_rate,
+            target="p99 < 20 ms",
+            met=below(at_rate.get("p99_ms"), 20),
+        )
+    )
+    rows.append(row("feed_moderate", f"{what}, 4 connections closed loop (-c4)", part(sections, "feed", "moderate")))
+    rows.append(row("feed_saturation", f"{what}, saturation (-c32)", part(sections, "feed", "saturation"), noop=noop))
     idle = part(sections, "idle_sockets")
     wanted = cfg.idle_sockets if cfg.smoke else 10_000
     rows.append(

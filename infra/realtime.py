@@ -65,6 +65,14 @@ def season_group(season_id: Any) -> str:
     return f"season.{season_id}"
 
 
+def feed_updated(player_ids: Iterable[Any]) -> list[Message]:
+    """`feed.updated` to each of these players: something new is in their friends' feed.
+    It says nothing of what or whose (the page reads the feed again, under its privacy
+    rules), so a player whose friend turned private meanwhile learns nothing from it. The
+    audience is the caller's to decide (`tracker.auth.activity_audience`)."""
+    return [(player_group(player_id), "feed.updated", {}) for player_id in sorted(player_ids, key=str)]
+
+
 def broadcast(messages: Iterable[Message], *, strict: bool = False) -> None:
     """Send events to groups now, in one trip into the event loop.
 

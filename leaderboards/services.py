@@ -19,7 +19,7 @@ from leaderboards import index, ranking
 from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonResult
 from leaderboards.sync import reindex_player_after_commit
-from tracker.auth import EVERYONE, rows_for
+from tracker.auth import EVERYONE, activity_audience, rows_for
 from tracker.models import Player
 from tracker.regions import Region
 
@@ -28,6 +28,8 @@ log = logging.getLogger("questboard.leaderboards")
 # Seasons close this long after their end, so that an unlock transaction that began
 # before the end has certainly committed its season points.
 CLOSE_GRACE = timedelta(seconds=30)
+# A closed season's finish at this rank or better shows in the player's friends' feeds.
+FEED_FINISH_RANK = 10
 
 
 # --- Moderation ---------------------------------------------------------------------------
@@ -131,6 +133,8 @@ def close_season(*, season: Season, actor: Player | None = None, now: datetime |
                     },
                 )
             ]
+            # A top finish is news in the finishers' friends' feeds (docs/feed.md).
+            + realtime.feed_updated(activity_audience(e.player_id for e in ranked if e.rank <= FEED_FINISH_RANK))
         )
     return True
 

@@ -1,4 +1,4 @@
-"""A player's statistics, dashboard and history, and the friends API."""
+"""A player's statistics, dashboard and history, the friends API and the friends' feed."""
 
 from __future__ import annotations
 
@@ -7,19 +7,27 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from achievements.api import AchievementOutputSerializer
-from achievements.models import Unlock
+from achievements.models import Award, Unlock
 from achievements.selectors import Reveal, reveal_unlocks
 from infra.errors import Invalid, NotFound
-from players import selectors, services
+from infra.tokens import PlayerJWTAuthentication
+from players import feed, selectors, services
 from stats.selectors import viewed_player
-from tracker.auth import Caller, game_in_view, require_player
+from tracker.auth import Caller, GameKeyAuthentication, game_in_view, require_player
 from tracker.models import Friendship, Game, Player, Privacy
 from tracker.permissions import PlayerRequired
 from tracker.regions import Region
@@ -333,3 +341,113 @@ class FriendApi(APIView):
         me = require_player(Caller.of(request))
         services.friend_remove(player=me, other=get_player(player_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- The friends' feed --------------------------------------------------------------------
+
+
+class FeedPlayerSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    username = serializers.CharField()
+
+
+class FeedGameSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+
+
+class FeedSeasonSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class FeedItemBase(serializers.Serializer):
+    """What every item of the feed has: its kind, when it happened, the friend, the game."""
+
+    kind = serializers.ChoiceField(choices=feed.Kind.choices)
+    at = serializers.DateTimeField()
+    player = FeedPlayerSerializer(help_text="The friend it is about.")
+    game = FeedGameSerializer()
+
+
+class UnlockFeedItemSerializer(FeedItemBase):
+    achievement = AchievementOutputSerializer(help_text="Masked when hidden and not unlocked by you.")
+
+
+class AwardFeedItemSerializer(FeedItemBase):
+    award = serializers.ChoiceField(choices=Award.Kind.choices, help_text="The game was beaten or mastered.")
+
+
+class SeasonFinishFeedItemSerializer(FeedItemBase):
+    season = FeedSeasonSerializer()
+    rank = serializers.IntegerField(help_text=f"The final rank: at most {feed.TOP_FINISH}.")
+    points = serializers.IntegerField(help_text="The friend's final points in the season.")
+
+
+class PassedFeedItemSerializer(FeedItemBase):
+    points = serializers.IntegerField(help_text="The friend's points in the game when they passed you.")
+    your_points = serializers.IntegerField(help_text="Your points in the game then.")
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="FeedItem",
+        serializers={
+            feed.Kind.UNLOCK.value: UnlockFeedItemSerializer,
+            feed.Kind.AWARD.value: AwardFeedItemSerializer,
+            feed.Kind.SEASON_FINISH.value: SeasonFinishFeedItemSerializer,
+            feed.Kind.PASSED.value: PassedFeedItemSerializer,
+        },
+        resource_type_field_name="kind",
+    )
+)
+class FeedItemField(serializers.DictField):
+    """One item: the serializer of its `kind` says its fields (the schema's discriminator)."""
+
+
+class FeedApi(APIView):
+    """The signed-in player's friends' feed (docs/feed.md)."""
+
+    # A signed-in browser reads it with its session too (the dashboard's feed).
+    authentication_classes = [GameKeyAuthentication, PlayerJWTAuthentication, SessionAuthentication]
+    permission_classes = [PlayerRequired]
+
+    class Query(StrictSerializer):
+        limit = serializers.IntegerField(min_value=1, max_value=feed.MAX_LIMIT, default=feed.DEFAULT_LIMIT)
+        cursor = serializers.CharField(
+            required=False, max_length=500, help_text="`next` of the page before; absent for the first page."
+        )
+
+        def validate_cursor(self, value: str) -> feed.Cursor:
+            try:
+                return feed.Cursor.decode(value)
+            except feed.BadCursor as error:
+                raise serializers.ValidationError(str(error)) from error
+
+    class Output(serializers.Serializer):
+        results = serializers.ListField(child=FeedItemField(), help_text="Newest first.")
+        next = serializers.CharField(allow_null=True, help_text="The cursor of the next page; null on the last.")
+
+    @extend_schema(
+        parameters=[Query],
+        responses={
+            200: Output,
+            400: OpenApiResponse(description="`limit` outside 1-100, or a `cursor` this feed did not hand out."),
+        },
+        summary="My friends' activity, newest first",
+        description="Unlocks, awards and top-ten season finishes of my friends who share their activity, and the "
+        "times a friend passed me on a game's board. Pages follow `next`: items recorded meanwhile never "
+        "repeat or hide items of later pages.",
+        operation_id="list_feed",
+        tags=["friends"],
+    )
+    def get(self, request: Request) -> Response:
+        me = require_player(Caller.of(request))
+        query = parsed_query(self.Query, request)
+        page = feed.feed_page(me, limit=query["limit"], cursor=query.get("cursor"))
+        # The items are built in the shape of their serializers (`players.feed._items`),
+        # and answered as they are: running twenty nested serializers cost as much CPU as
+        # the rest of the request (docs/feed.md, "Storage"). The generated-client and
+        # schema fuzz tests hold the answers to the schema.
+        return Response({"results": page.items, "next": page.next})

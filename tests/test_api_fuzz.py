@@ -107,10 +107,11 @@ CONFIG["operations"] = [
         # Rules between fields that JSON Schema cannot state (said in the fields' and the 400s'
         # descriptions, tests/test_schema.py): a session ends after it starts
         # and not in the future; a date range starts before it ends and spans at most so many
-        # days; a CSV table goes with format=csv; a refresh token must be one we issued;
+        # days; a CSV table goes with format=csv; a refresh token must be one we issued, and
+        # a feed cursor one the feed handed out (signed: docs/feed.md, "The cursor");
         # a password Django's validators find too common or too like the username.
         "include-operation-id-regex": (
-            "^(report_play_session|get_player_history|get_game_analytics|log_out|register_player)$"
+            "^(report_play_session|get_player_history|get_game_analytics|log_out|register_player|list_feed)$"
         ),
         "checks": {"positive_data_acceptance": {"enabled": False}},
     },

@@ -564,7 +564,9 @@ def test_a_friend_passing_the_player_sends_a_rival_alert(
             await silence(me)
 
             await server_unlocks(game_key, bob, game, "ACE_PILOT")  # bob 10 -> 35
-            [alert] = await frames(me, 1)
+            received = await frames(me, 2)  # and feed.updated: her friend did something
+            assert only(received, "feed.updated") == {}
+            [alert] = [frame for frame in received if frame["type"] == "rival.passed"]
             assert alert == {
                 "type": "rival.passed",
                 "data": {
@@ -585,7 +587,7 @@ def test_a_friend_passing_the_player_sends_a_rival_alert(
 
             # Already ahead of her, bob passes nobody again.
             await server_unlocks(game_key, bob, game, "KILL_100")
-            await silence(me)
+            assert [frame["type"] for frame in await frames(me, 1)] == ["feed.updated"]
 
     run(scenario)
 

@@ -281,6 +281,34 @@ def friend_ids_by_player(player_ids: Iterable[object]) -> dict[object, set[objec
     return friends
 
 
+# --- Whose activity reaches a friend's feed -----------------------------------------------
+
+# Whose activity (unlocks, awards, season finishes, passing a friend) may reach their
+# accepted friends' feeds (docs/feed.md): what `visibility` grants a friend, a public or
+# friends-only player's data and never a private one's; and only while moderation has not
+# hidden them from the boards and their account is active, so a blocked player's activity
+# appears in no feed. The feed's read and its live fan-out both filter by it.
+ACTIVITY_SHOWN = models.Q(is_active=True, boards_hidden=False) & ~models.Q(privacy=Privacy.PRIVATE)
+
+
+def friends_sharing_activity(player: Player) -> models.QuerySet[Player]:
+    """`player`'s accepted friends whose activity their feed shows (`ACTIVITY_SHOWN`), as
+    one query, for a statement to read inside itself."""
+    # The other side of each of the player's accepted friendships: a subquery the planner
+    # reads through the friendship indexes (two ORed `pk IN` would scan every player).
+    other = models.Case(models.When(requester=player, then=models.F("addressee")), default=models.F("requester"))
+    friendships = Friendship.objects.accepted().filter(models.Q(requester=player) | models.Q(addressee=player))
+    return Player.objects.filter(ACTIVITY_SHOWN, pk__in=friendships.annotate(other=other).values("other"))
+
+
+def activity_audience(player_ids: Iterable[object]) -> set[object]:
+    """The ids of the players whose friends' feed shows activity of any of `player_ids`:
+    the accepted friends of each of them whose activity friends may see
+    (`ACTIVITY_SHOWN`). Two queries, however many players."""
+    shown = Player.objects.filter(ACTIVITY_SHOWN, pk__in=set(player_ids)).values_list("pk", flat=True)
+    return set().union(*friend_ids_by_player(shown).values())
+
+
 def names_visible_to(
     caller: Caller,
     players: Iterable[tuple[object, str]],

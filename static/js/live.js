@@ -57,12 +57,38 @@
     return `Now #${data.new_rank}.`;
   }
 
+  // --- The friends' feed (the dashboard) ------------------------------------------------
+  // A friend's new activity (feed.updated) or a friend passing you reloads the feed's first
+  // page, once a second at most: the event says nothing of what happened, the page reads
+  // the feed under its privacy rules (docs/feed.md).
+  const feed = document.querySelector("[data-feed-live]");
+  let feedReload = null;
+  function reloadFeed() {
+    if (!feed || feedReload) return;
+    feedReload = setTimeout(async () => {
+      try {
+        const response = await fetch(feed.dataset.feedLive, { credentials: "same-origin" });
+        if (response.ok) {
+          const page = new DOMParser().parseFromString(await response.text(), "text/html");
+          const fresh = page.querySelector("[data-feed]");
+          if (fresh) feed.replaceChildren(...fresh.children);
+        }
+      } catch (e) {
+        // The next event tries again.
+      }
+      feedReload = null;
+    }, 1000);
+  }
+
   if (body.dataset.player) {
     connect("/ws/me/", (event) => {
       const data = event.data;
+      if (event.type === "feed.updated" || event.type === "rival.passed") reloadFeed();
       if (event.type === "achievement.unlocked") {
         const a = data.achievement;
         toast("Achievement unlocked!", `${a.name} · ${a.points} pts · ${a.rarity}`, "unlocked");
+      } else if (event.type === "award.earned") {
+        toast(data.kind === "mastered" ? "Game mastered!" : "Game beaten!", data.game.name, "award");
       } else if (event.type === "leaderboard.updated" && data.board === "game") {
         toast("Leaderboard", describeRank(data), "rank");
       } else if (event.type === "rival.passed") {
