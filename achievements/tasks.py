@@ -17,9 +17,10 @@ from achievements.models import Achievement
 from achievements.selectors import achievement_data
 from config.celery import app as celery_app
 from infra import outbox, realtime
-from infra.outbox import BoardMovesPayload, UnlocksPayload
+from infra.outbox import AwardItem, BoardMovesPayload, UnlocksPayload
 from leaderboards import sync
 from leaderboards.boards import Rise
+from tracker.auth import activity_audience
 from tracker.models import Game
 
 log = logging.getLogger("questboard.achievements")
@@ -78,13 +79,25 @@ def refresh_all_rarity() -> None:
         refresh_weighted_scores.delay(str(game_id))
 
 
+def award_earned(award: AwardItem, game: Game, at: str) -> dict[str, Any]:
+    """The data of an award.earned event (docs/live.md): which award, of which game, when."""
+    return {
+        "kind": award["kind"],
+        "game": {"id": str(game.pk), "slug": game.slug, "name": game.name},
+        "awarded_at": at,
+    }
+
+
 def relay_unlocks(events: list[UnlocksPayload]) -> None:
     """The outbox handler of committed unlocks (payload: `infra.outbox.UnlocksPayload`,
     built by the unlock statement), in order:
 
     1. a rarity refresh, debounced (best effort: the periodic refresh covers every game;
        inline, without a broker, it runs first so the toast shows the new rarity);
-    2. achievement.unlocked to each player: the toast players wait for;
+    2. achievement.unlocked to each player: the toast players wait for; feed.updated to
+       their friends who see their activity (docs/feed.md; an award comes with an unlock);
+       award.earned to each player for each award the unlocks earned (docs/awards.md;
+       events recorded before awards existed carry none);
     3. the new scores into the rank index again (ZADD GT never lowers a score, so a repeat
        or a late arrival is harmless) — this is what ranks a player whose unlock landed
        while Redis was away;
@@ -95,8 +108,10 @@ def relay_unlocks(events: list[UnlocksPayload]) -> None:
     """
     toasts = [(unlocked, event["at"]) for event in events for unlocked in event["unlocks"]]
     rises = [(Rise.of(item), datetime.fromisoformat(event["at"])) for event in events for item in event["rises"]]
+    awards = [(award, event["at"]) for event in events for award in event.get("awards", [])]
     schedule_rarity_refresh(sorted({unlocked["game_id"] for unlocked, _ in toasts}))
     achievements = Achievement.objects.in_bulk({uuid.UUID(unlocked["achievement_id"]) for unlocked, _ in toasts})
+    games = Game.objects.only("slug", "name").in_bulk({uuid.UUID(award["game_id"]) for award, _ in awards})
     realtime.broadcast(
         [
             (
@@ -110,7 +125,13 @@ def relay_unlocks(events: list[UnlocksPayload]) -> None:
             )
             for unlocked, at in toasts
             if uuid.UUID(unlocked["achievement_id"]) in achievements
-        ],
+        ]
+        + [
+            (realtime.player_group(award["player_id"]), "award.earned", award_earned(award, games[game_id], at))
+            for award, at in awards
+            if (game_id := uuid.UUID(award["game_id"])) in games
+        ]
+        + realtime.feed_updated(activity_audience({unlocked["player_id"] for unlocked, _ in toasts})),
         strict=True,
     )
     sync.push_rises(rises)

@@ -425,9 +425,12 @@ SPECTACULAR_SETTINGS = {
         "FriendshipStatus": "tracker.models.Friendship.Status",
         "FriendRequestAnswer": "players.api.ANSWERS",
         "Rarity": "achievements.models.Rarity",
+        "AchievementType": "achievements.models.AchievementType",
+        "AwardKind": "achievements.models.Award.Kind",
         "SeasonStatus": "leaderboards.models.Season.Status",
         "AnalyticsFormat": "analytics.api.FORMATS",
         "AnalyticsTable": "analytics.api.TABLE_NAMES",
+        "FeedKind": "players.feed.Kind",
     },
     # Swagger UI is served from our own static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -15,7 +15,7 @@ from achievements.selectors import reveal_for, reveal_unlocks
 from infra.numbers import share
 from stats.models import DailySnapshot, PlayerGameStats, PlayerTotals
 from tracker.auth import Caller, friend_ids
-from tracker.models import Friendship, Game, Notification, Player, Privacy
+from tracker.models import Friendship, Game, Player, Privacy
 
 
 def hours(seconds: int | None) -> float:
@@ -54,10 +54,12 @@ def recent_unlocks(player: Player, *, game: Game | None = None, limit: int = 10)
 
 
 def rarest_unlocks(player: Player, *, limit: int = 5) -> list[Unlock]:
+    """Rarest first; the id breaks ties of a batch (one instant), so the same data always
+    lists alike and the profile card's ETag (players.profilecard) does not flap."""
     return list(
         Unlock.objects.filter(player=player)
         .select_related("achievement", "game")
-        .order_by("achievement__unlock_percentage", "-unlocked_at")[:limit]
+        .order_by("achievement__unlock_percentage", "-unlocked_at", "-id")[:limit]
     )
 
 
@@ -227,7 +229,3 @@ def pending_requests(player: Player) -> tuple[list[Friendship], list[Friendship]
     """(incoming, outgoing) pending friend requests."""
     pending = Friendship.objects.filter(status=Friendship.Status.PENDING).select_related("requester", "addressee")
     return list(pending.filter(addressee=player)), list(pending.filter(requester=player))
-
-
-def notifications(player: Player, limit: int = 10) -> list[Notification]:
-    return list(Notification.objects.filter(player=player)[:limit])

@@ -7,18 +7,19 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.utils.cache import get_conditional_response
+from django.views.decorators.http import require_POST, require_safe
 
 from achievements.models import Unlock
-from achievements.selectors import reveal_for
+from achievements.selectors import game_awards, player_awards, reveal_for
 from infra.errors import DomainError
 from leaderboards import selectors as boards
 from leaderboards.boards import Board
-from players import selectors, services
+from players import feed, profilecard, selectors, services
 from players.forms import ComparePickForm, FriendRequestForm, SettingsForm, SignupForm
 from players.sharecard import CARD_MAX_AGE, card_png
 from tracker.auth import EVERYONE, Caller, Visibility, visibility
@@ -99,7 +100,9 @@ def profile(request: HttpRequest, username: str) -> HttpResponse:
             "games": selectors.game_stats(player),
             "rarest": rarest,
             "trend": trend(player),
+            "awards": player_awards(player),
             "is_me": request.user.is_authenticated and request.user.pk == player.pk,
+            "card": profilecard.embed_of(request, player) if profilecard.has_card(player) else None,
         },
     )
 
@@ -119,6 +122,7 @@ def player_game(request: HttpRequest, username: str, slug: str) -> HttpResponse:
             "rows": selectors.achievements_of(player, game, viewer=caller_of(request)),
             "stats": selectors.game_stats(player, game=game).first(),
             "standing": boards.standing(Board.game(game.pk), player.pk),
+            "awards": player_awards(player, game=game),
         },
     )
 
@@ -137,7 +141,13 @@ def game_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "players/game.html",
-        {"game": game, "achievements": achievements, "top": top.rankings, "ranked": top.total},
+        {
+            "game": game,
+            "achievements": achievements,
+            "top": top.rankings,
+            "ranked": top.total,
+            "awards": game_awards(caller, game),
+        },
     )
 
 
@@ -157,9 +167,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "global_rank": boards.rank_on(Board.everywhere(), player.pk),
             "games": selectors.game_stats(player),
             "trend": trend(player),
-            "alerts": selectors.notifications(player),
+            "feed": feed.feed_page(player),
         },
     )
+
+
+@login_required
+def friends_feed(request: HttpRequest) -> HttpResponse:
+    """The friends' feed a page at a time (`?cursor=` from the page before); its first page
+    is what the dashboard's feed reloads when a live event says it changed."""
+    try:
+        cursor = feed.Cursor.decode(request.GET["cursor"]) if "cursor" in request.GET else None
+    except feed.BadCursor as error:
+        raise Http404("No such page of the feed.") from error
+    return render(request, "players/feed.html", {"feed": feed.feed_page(request.user, cursor=cursor)})
 
 
 @login_required
@@ -271,6 +292,32 @@ def share_card(request: HttpRequest, unlock_id: int) -> HttpResponse:
     return response
 
 
+@require_safe
+def profile_card(request: HttpRequest, username: str, kind: str) -> HttpResponse:
+    """A player's embeddable card, `kind` "svg" or "png" (docs/pages.md, "The profile
+    card"). The same for whoever asks, so it is cached publicly; a matching If-None-Match
+    is answered 304 from the ETag alone, and only a miss draws."""
+    theme = request.GET.get("theme", profilecard.DEFAULT_THEME)
+    if theme not in profilecard.THEMES:
+        # A typo in a pasted URL is better found at once than shown silently as the default.
+        return HttpResponseBadRequest("theme must be light or dark.", content_type="text/plain; charset=utf-8")
+    player = profilecard.card_player(username)
+    if player is None:
+        raise Http404("No such player.")
+    facts = profilecard.facts_of(player)
+    etag = facts.etag(theme=theme, kind=kind)
+    # A 304 when If-None-Match names this ETag (a 412 for a failed If-Match), else None.
+    response = get_conditional_response(request, etag=etag)
+    if response is not None and response.status_code != 304:
+        return response
+    if response is None:
+        body = profilecard.svg(facts, theme) if kind == "svg" else profilecard.png(facts, theme)
+        response = HttpResponse(body, content_type=profilecard.CONTENT_TYPES[kind])
+    response["ETag"] = etag
+    response["Cache-Control"] = f"public, max-age={profilecard.CARD_MAX_AGE}"
+    return response
+
+
 # --- Accounts -----------------------------------------------------------------------------
 
 
@@ -305,4 +352,5 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Settings saved.")
             return redirect("settings-page")
-    return render(request, "players/settings.html", {"form": form})
+    context = {"form": form, "card": profilecard.embed_of(request, me), "card_shown": profilecard.has_card(me)}
+    return render(request, "players/settings.html", context)

@@ -15,17 +15,29 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import RefreshToken
 
-from achievements.models import Unlock
+from achievements.models import Award, Unlock
+from achievements.services import (
+    UnlockRequest,
+    import_manifest,
+    save_season,
+    unlock_achievement,
+    unlock_achievements,
+)
+from leaderboards.services import close_season
 from tests.conftest import PASSWORD
 from tests.servers import VENV_BIN, gunicorn, running
-from tracker.models import Game, Player
+from tracker.models import Friendship, Game, Notification, Player, Source
+from tracker.services import game_key_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,3 +152,99 @@ def test_a_game_client_signs_in_and_learns_who_it_is(client_package: ModuleType,
     assert isinstance(me, models.MeOutput)
     assert (me.id, me.username, me.region, me.privacy) == (alice.pk, "alice", models.Region.EU, models.Privacy.PUBLIC)
     assert me.additional_properties == {}
+
+
+def test_a_game_client_reads_the_friends_feed_page_by_page_as_typed_items(
+    client_package: ModuleType, game: Game, alice: Player, bob: Player, tmp_path: Path
+) -> None:
+    """Each kind of item, one a page, read as the class of its kind with every field
+    typed: a season finish, a pass, an award, an unlock (newest first)."""
+    models = part("models")
+    list_feed = part("api.friends.list_feed")
+    Friendship.objects.create(requester=alice, addressee=bob, status=Friendship.Status.ACCEPTED)
+    now = timezone.now()
+    season = save_season(game=game, name="Cup", starts_at=now - timedelta(days=2), ends_at=now - timedelta(days=1))
+    unlock_achievement(
+        player=bob,
+        achievement=game.achievements.get(api_name="FIRST_FLIGHT"),
+        source=Source.DEMO,
+        at=now - timedelta(days=1, hours=12),
+    )
+    Award.objects.create(player=bob, game=game, kind=Award.Kind.BEATEN, awarded_at=now - timedelta(hours=3))
+    Notification.objects.create(
+        player=alice,
+        kind=Notification.Kind.RIVAL,
+        payload={"game_id": str(game.pk), "rival_id": str(bob.pk), "rival_points": 10, "your_points": 5},
+    )
+    close_season(season=season, now=now + timedelta(minutes=1))
+    token = str(RefreshToken.for_user(alice).access_token)
+
+    pages = []
+    with running({"web": gunicorn}, tmp_path) as [web]:
+        with client_package.AuthenticatedClient(base_url=web.http, token=token) as signed_in:
+            cursor = part("types").UNSET  # the first page
+            while cursor is not None:
+                page = list_feed.sync(client=signed_in, limit=1, cursor=cursor)
+                assert isinstance(page, models.FeedOutput), page
+                pages.append(page)
+                cursor = page.next_
+        with client_package.Client(base_url=web.http) as anonymous:
+            nobody = list_feed.sync_detailed(client=anonymous)
+
+    finish, passing, beaten, unlocked = (item for page in pages for [item] in [page.results])
+    assert isinstance(finish, models.SeasonFinishFeedItem)
+    assert (finish.kind, finish.season.name, finish.rank, finish.points) == (
+        models.FeedKind.SEASON_FINISH,
+        "Cup",
+        1,
+        10,
+    )
+    assert isinstance(passing, models.PassedFeedItem)
+    assert (passing.points, passing.your_points, passing.game.slug) == (10, 5, "star-raiders")
+    assert isinstance(beaten, models.AwardFeedItem)
+    assert (beaten.kind, beaten.award, beaten.player.username) == (
+        models.FeedKind.AWARD,
+        models.AwardKind.BEATEN,
+        "bob",
+    )
+    assert isinstance(unlocked, models.UnlockFeedItem)
+    assert unlocked.achievement.name == "First Flight" and unlocked.game.slug == "star-raiders"
+    # Every field the server sent has a typed home.
+    for item in (finish, passing, beaten, unlocked):
+        assert item.additional_properties == {} and item.player.additional_properties == {}
+    assert unlocked.achievement.additional_properties == {}
+    assert nobody.status_code == 401
+
+
+def test_a_game_server_reads_a_players_awards_and_the_achievement_types_as_typed_models(
+    client_package: ModuleType, alice: Player, tmp_path: Path
+) -> None:
+    models = part("models")
+    list_player_awards = part("api.players.list_player_awards")
+    list_game_achievements = part("api.games.list_game_achievements")
+    achievements = [
+        {"api_name": "OPENING", "name": "Opening", "points": 5, "type": "progression"},
+        {"api_name": "ENDING", "name": "Ending", "points": 20, "type": "win_condition"},
+    ]
+    game = import_manifest(manifest={"slug": "finale", "name": "The Finale", "achievements": achievements}).game
+    unlock_achievements([UnlockRequest(alice.pk, a) for a in game.achievements.all()], source=Source.GAME_SERVER)
+    key = game_key_create(game=game)
+
+    with running({"web": gunicorn}, tmp_path) as [web]:
+        with client_package.AuthenticatedClient(base_url=web.http, token=key, prefix="Api-Key") as client:
+            awards = list_player_awards.sync(client=client, player_id=alice.pk)
+            elsewhere = list_player_awards.sync_detailed(client=client, player_id=alice.pk, game="no-such-game")
+            listed = list_game_achievements.sync(client=client, game_id=game.slug)
+
+    assert isinstance(awards, models.PlayerAwardsOutput)
+    assert [(award.kind, award.game.slug, award.game.id) for award in awards.results] == [
+        (models.AwardKind.MASTERED, "finale", game.pk),
+        (models.AwardKind.BEATEN, "finale", game.pk),
+    ]
+    assert awards.results[0].awarded_at == Award.objects.get(player=alice, kind="mastered").awarded_at
+    assert awards.additional_properties == {} and awards.results[0].additional_properties == {}
+    assert elsewhere.status_code == 404 and isinstance(elsewhere.parsed, models.ErrorOutput)
+    assert [a.type_ for a in listed.achievements] == [
+        models.AchievementType.PROGRESSION,
+        models.AchievementType.WIN_CONDITION,
+    ]
