@@ -10,10 +10,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("questboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-if app.conf.task_always_eager and not app.conf.broker_url:
-    # No broker: tasks run inline, yet Celery still takes a producer for each to learn its
-    # serializer, and kombu warns of a missing broker host for it. Nothing is ever sent.
-    app.conf.broker_url = "memory://localhost/"
 app.autodiscover_tasks()
 
 

@@ -317,6 +317,9 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
 # Without a broker every task runs inline, in the caller's process, right after commit.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Inline, Celery still takes a producer for each task to learn its serializer, and kombu
+# warns of a missing broker host for it: the in-memory transport, where nothing is sent.
+CELERY_BROKER_WRITE_URL = None if CELERY_BROKER_URL else "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
