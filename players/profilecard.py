@@ -32,7 +32,7 @@ from infra.numbers import percent
 from leaderboards import selectors as boards
 from leaderboards.boards import Board
 from players import selectors
-from players.sharecard import cached_png, card_font, fitted
+from players.sharecard import TIER_COLOURS, cached_png, card_font, fitted
 from tracker.auth import EVERYONE, Visibility, visibility
 from tracker.models import Player
 
@@ -92,13 +92,7 @@ THEMES = {
         ink="#e8eaf6",
         muted="#9aa3c7",
         accent="#7c9cff",
-        tiers={
-            "common": "#9aa3c7",
-            "uncommon": "#4fd18b",
-            "rare": "#7c9cff",
-            "epic": "#be78ff",
-            "legendary": "#f5c451",
-        },
+        tiers={tier: "#{:02x}{:02x}{:02x}".format(*rgb) for tier, rgb in TIER_COLOURS.items()},
     ),
 }
 DEFAULT_THEME = "light"
