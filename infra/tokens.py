@@ -17,9 +17,9 @@ change takes effect on the next request, not when the token expires.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from rest_framework.request import Request
 from rest_framework_simplejwt import serializers as jwt_serializers
@@ -30,6 +30,7 @@ from rest_framework_simplejwt.tokens import RefreshToken, Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from infra.ratelimits import credentials_checked
+from infra.sql import by_pk
 from tracker.models import Player
 
 # Tokens issued before generations existed carry no claim: they belong to generation 0,
@@ -59,8 +60,10 @@ def player_of(token: Token) -> Player:
     except KeyError:
         raise InvalidToken(_("Token contained no recognizable user identification")) from None
     try:
-        player = Player.objects.get(pk=player_id)
-    except (Player.DoesNotExist, ValidationError):
+        player = by_pk(Player, uuid.UUID(str(player_id)))
+    except ValueError:
+        player = None
+    if player is None:
         raise AuthenticationFailed(_("User not found"), code="user_not_found") from None
     check_token_current(token, player)
     return player
