@@ -34,7 +34,9 @@ from leaderboards.sync import (
 )
 from stats import tasks as stats_tasks
 from stats.services import take_back_unlock
+from tracker import feedhead
 from tracker import selectors as tracker_selectors
+from tracker.auth import activity_audience
 from tracker.models import Game, GameKey, Player
 from tracker.regions import Region
 
@@ -375,6 +377,7 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
         # thread reloaded the old rows meanwhile.
         forget_game(game=game)
         transaction.on_commit(lambda: forget_game(game=game))
+        feedhead.catalogue_changed_on_commit()  # bulk writes send no model signals
         if count_changed:
             # Every player's completion changes: a background job for a big game. New
             # unlocks meanwhile already count against the new set (stats.services).
@@ -414,6 +417,7 @@ def revoke_unlock(*, unlock: Unlock, actor: Player | None, reason: str) -> None:
             achievement_type=achievement.type,
         )
         awards.after_revoke(player_id=player.pk, game_id=achievement.game_id)
+        feedhead.changed_on_commit(activity_audience([player.pk]) | {player.pk})
         record_moderation(
             kind=ModerationAction.Kind.REVOKE,
             actor=actor,

@@ -20,6 +20,7 @@ from infra import outbox, realtime
 from infra.outbox import AwardItem, BoardMovesPayload, UnlocksPayload
 from leaderboards import sync
 from leaderboards.boards import Rise
+from tracker import feedhead
 from tracker.auth import activity_audience
 from tracker.models import Game
 
@@ -95,7 +96,8 @@ def relay_unlocks(events: list[UnlocksPayload]) -> None:
     1. a rarity refresh, debounced (best effort: the periodic refresh covers every game;
        inline, without a broker, it runs first so the toast shows the new rarity);
     2. achievement.unlocked to each player: the toast players wait for; feed.updated to
-       their friends who see their activity (docs/feed.md; an award comes with an unlock);
+       their friends who see their activity, whose kept first pages are then read anew
+       (docs/feed.md; an award comes with an unlock);
        award.earned to each player for each award the unlocks earned (docs/awards.md;
        events recorded before awards existed carry none);
     3. the new scores into the rank index again (ZADD GT never lowers a score, so a repeat
@@ -112,6 +114,11 @@ def relay_unlocks(events: list[UnlocksPayload]) -> None:
     schedule_rarity_refresh(sorted({unlocked["game_id"] for unlocked, _ in toasts}))
     achievements = Achievement.objects.in_bulk({uuid.UUID(unlocked["achievement_id"]) for unlocked, _ in toasts})
     games = Game.objects.only("slug", "name").in_bulk({uuid.UUID(award["game_id"]) for award, _ in awards})
+    unlockers = {unlocked["player_id"] for unlocked, _ in toasts}
+    audience = activity_audience(unlockers)
+    # Before the signal, so a page read on it is read anew; the unlockers' own too (a
+    # hidden achievement they now hold shows unmasked in their feed).
+    feedhead.changed(audience | unlockers)
     realtime.broadcast(
         [
             (
@@ -131,7 +138,7 @@ def relay_unlocks(events: list[UnlocksPayload]) -> None:
             for award, at in awards
             if (game_id := uuid.UUID(award["game_id"])) in games
         ]
-        + realtime.feed_updated(activity_audience({unlocked["player_id"] for unlocked, _ in toasts})),
+        + realtime.feed_updated(audience),
         strict=True,
     )
     sync.push_rises(rises)

@@ -448,6 +448,10 @@ BATCH_MAX_ITEMS = 100
 # How long a process may serve game keys, games and achievements from memory: a key
 # revoked or an achievement edited in another process takes effect within this time.
 CATALOGUE_CACHE_SECONDS = envint("CATALOGUE_CACHE_SECONDS", 5, minimum=0)
+# How long the first page of a player's friends' feed stays kept in the cache
+# (players/feedhead.py): news that could not change its stamp shows at the latest this
+# late. 0 reads every page through the feed's statement.
+FEED_HEAD_SECONDS = envint("FEED_HEAD_SECONDS", 60, minimum=0)
 
 
 # --- Rate limits (infra/ratelimits.py, docs/rate-limits.md) -----------------------------

@@ -15,8 +15,13 @@ from typing import Any
 
 from django_redis.cache import RedisCache as DjangoRedisCache
 from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
 
 from infra import breaker
+
+# What the cache raises when Redis is away or its breaker is open: callers treat it as a
+# miss, or a step skipped.
+CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 
 # django-redis client methods that ask Redis nothing: `get_client` hands out the redis-py
 # client (`get_redis_connection`, which the rank index and the replica pins use) and

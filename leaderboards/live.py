@@ -14,6 +14,7 @@ from leaderboards import selectors
 from leaderboards.boards import Board, Rise, boards_of, uuid_of
 from leaderboards.models import Season, season_entry_region
 from stats.models import PlayerGameStats
+from tracker import feedhead
 from tracker.auth import EVERYONE, Caller, friend_ids_by_player, may_name, rows_for
 from tracker.models import Game, Notification, Player
 
@@ -136,7 +137,9 @@ def announce_rises(rises: Sequence[Rise]) -> int:
     players = Player.objects.in_bulk({uuid_of(rise.player_id) for rise in rises})
     with transaction.atomic():
         messages = board_moves(rises, players)
-        messages += rival_messages(notify_rivals(rises, players))
+        alerts = notify_rivals(rises, players)
+        messages += rival_messages(alerts)
+        feedhead.changed_on_commit({alert.player_id for alert in alerts})  # a pass is in their feed
         realtime.broadcast(messages, strict=True)
     return len(messages)
 

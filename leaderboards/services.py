@@ -19,6 +19,7 @@ from leaderboards import index, ranking
 from leaderboards.boards import Board
 from leaderboards.models import ModerationAction, Season, SeasonResult
 from leaderboards.sync import reindex_player_after_commit
+from tracker import feedhead
 from tracker.auth import EVERYONE, activity_audience, rows_for
 from tracker.models import Player
 from tracker.regions import Region
@@ -51,6 +52,7 @@ def hide_player(*, player: Player, actor: Player | None, reason: str) -> None:
         player.boards_hidden = True
         record_moderation(kind=ModerationAction.Kind.HIDE, actor=actor, player=player, reason=reason)
         reindex_player_after_commit(player)
+        feedhead.shown_changed(player)
 
 
 def restore_player(*, player: Player, actor: Player | None, reason: str) -> None:
@@ -59,6 +61,7 @@ def restore_player(*, player: Player, actor: Player | None, reason: str) -> None
         player.boards_hidden = False
         record_moderation(kind=ModerationAction.Kind.RESTORE, actor=actor, player=player, reason=reason)
         reindex_player_after_commit(player)
+        feedhead.shown_changed(player)
 
 
 # --- Seasons ------------------------------------------------------------------------------
@@ -118,6 +121,8 @@ def close_season(*, season: Season, actor: Player | None = None, now: datetime |
             ],
             {str(player_id): privacy for player_id, *_, privacy in rows[:10]},
         )
+        finishers = activity_audience(e.player_id for e in ranked if e.rank <= FEED_FINISH_RANK)
+        feedhead.changed_on_commit(finishers)
         realtime.broadcast_on_commit(
             [
                 (
@@ -134,7 +139,7 @@ def close_season(*, season: Season, actor: Player | None = None, now: datetime |
                 )
             ]
             # A top finish is news in the finishers' friends' feeds (docs/feed.md).
-            + realtime.feed_updated(activity_audience(e.player_id for e in ranked if e.rank <= FEED_FINISH_RANK))
+            + realtime.feed_updated(finishers)
         )
     return True
 

@@ -25,7 +25,7 @@ Invariants the one statement below keeps:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal
@@ -38,6 +38,7 @@ from achievements.selectors import reveal_for
 from infra.sql import prepared_cursor
 from leaderboards.models import Season, SeasonResult
 from leaderboards.services import FEED_FINISH_RANK
+from tracker import feedhead
 from tracker.auth import Caller, friends_sharing_activity
 from tracker.models import Game, Notification, Player
 
@@ -126,10 +127,20 @@ def feed_page(viewer: Player, *, limit: int = DEFAULT_LIMIT, cursor: Cursor | No
     """A page of `viewer`'s friends' feed, newest first, after `cursor` (None: the first
     page). Hidden achievements are masked as everywhere (`achievements.selectors.Reveal`).
     One query: the items with their achievements, and whether the viewer holds each of
-    them (`Reveal` needs it for the hidden ones)."""
-    entries = _entries(viewer, limit + 1, cursor)
-    page, more = entries[:limit], len(entries) > limit
-    return FeedPage(_items(viewer, page), page[-1].cursor.encode() if more else None)
+    them (`Reveal` needs it for the hidden ones). The first page is answered from the
+    cache while it is kept there (`tracker.feedhead`), without the statement."""
+    take = limit + 1
+    kept = feedhead.kept(viewer.pk) if cursor is None else None
+    page = kept.first(take) if kept is not None else None
+    if page is not None:
+        items, cursors = page
+    else:
+        entries = _entries(viewer, take, cursor)
+        items, cursors = _items(viewer, entries), [astuple(entry.cursor) for entry in entries]
+        if kept is not None:
+            kept.keep(viewer.pk, take, items, cursors)
+    more = len(items) > limit
+    return FeedPage(items[:limit], Cursor(*cursors[limit - 1]).encode() if more else None)
 
 
 def _items(viewer: Player, entries: list[Entry]) -> list[dict[str, Any]]:
@@ -137,19 +148,21 @@ def _items(viewer: Player, entries: list[Entry]) -> list[dict[str, Any]]:
     held = [e.achievement_id for e in entries if e.viewer_holds]
     reveal = reveal_for(Caller(player=viewer), achievements, unlocked=held)
     items = []
+    # Ids as the JSON shows them: a kept page (`tracker.feedhead`) is then plain data,
+    # cheap to load and to encode again.
     for entry in entries:
         item: dict[str, Any] = {
             "kind": entry.kind,
             "at": entry.at,
-            "player": {"id": entry.player_id, "username": entry.username},
-            "game": {"id": entry.game_id, "slug": entry.game_slug, "name": entry.game_name},
+            "player": {"id": str(entry.player_id), "username": entry.username},
+            "game": {"id": str(entry.game_id), "slug": entry.game_slug, "name": entry.game_name},
         }
         if entry.kind == Kind.UNLOCK:
             item["achievement"] = reveal.data(entry.achievement)
         elif entry.kind == Kind.AWARD:
             item["award"] = entry.award
         elif entry.kind == Kind.SEASON_FINISH:
-            item |= {"season": {"id": entry.season_id, "name": entry.season_name}, "rank": entry.rank}
+            item |= {"season": {"id": str(entry.season_id), "name": entry.season_name}, "rank": entry.rank}
             item["points"] = entry.points
         else:
             item |= {"points": entry.points, "your_points": entry.your_points}

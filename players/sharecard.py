@@ -11,12 +11,11 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass
 
 from django.core.cache import cache
-from django_redis.exceptions import ConnectionInterrupted
 from PIL import Image, ImageDraw, ImageFont
-from redis.exceptions import RedisError
 
 from achievements.models import Unlock
 from achievements.selectors import HIDDEN_NAME
+from infra.cache import CACHE_ERRORS
 from infra.numbers import percent
 
 # Bump when the drawing changes: every cached card is then drawn afresh.
@@ -27,8 +26,6 @@ CARD_CACHE_SECONDS = 24 * 60 * 60
 # How long a browser (and, for a card that is the same for everyone, a shared cache) may
 # keep the image: a player who goes private or loses the unlock vanishes from them this soon.
 CARD_MAX_AGE = 600
-# A cache that does not answer costs a drawn card, not an error.
-CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 WIDTH, HEIGHT = 1200, 630
 # Text starts 90 px in and stays 90 px clear of the right edge, inside the panel's border.
 LEFT = 90

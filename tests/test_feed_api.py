@@ -172,7 +172,9 @@ def test_a_season_finish_below_the_top_ten_is_not_news(
     assert kinds(feed_of(api, alice)) == ["unlock"]
 
 
-def test_only_accepted_friends_activity_is_in_it(api: Api, alice: Player, bob: Player, quest: Game) -> None:
+def test_only_accepted_friends_activity_is_in_it(
+    api: Api, alice: Player, bob: Player, quest: Game, django_capture_on_commit_callbacks: Any
+) -> None:
     eve = make_player("eve")
     Friendship.objects.create(requester=alice, addressee=eve)  # pending, never accepted
     for player in (bob, eve, alice):
@@ -181,17 +183,19 @@ def test_only_accepted_friends_activity_is_in_it(api: Api, alice: Player, bob: P
 
     assert feed_of(api, alice)["results"] == []  # no friends yet: not even her own activity
 
-    befriend(bob, alice)
+    with django_capture_on_commit_callbacks(execute=True):  # as it would commit
+        befriend(bob, alice)
     assert {item["player"]["username"] for item in feed_of(api, alice)["results"]} == {"bob"}
 
 
 def test_a_friends_hidden_achievement_is_masked_until_i_unlock_it_myself(
-    api: Api, alice: Player, bob: Player, friends: None, quest: Game
+    api: Api, alice: Player, bob: Player, friends: None, quest: Game, django_capture_on_commit_callbacks: Any
 ) -> None:
     give(bob, achievement(quest, "SECRET"), at=ago(2))
 
     [masked] = feed_of(api, alice)["results"]
-    give(alice, achievement(quest, "SECRET"), at=ago(1))
+    with django_capture_on_commit_callbacks(execute=True):  # committed and relayed
+        give(alice, achievement(quest, "SECRET"), at=ago(1))
     seen = [item for item in feed_of(api, alice)["results"] if item["kind"] == "unlock"]
 
     shown = masked["achievement"]

@@ -13,6 +13,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from infra import outbox
 from infra.errors import Conflict, Forbidden, Invalid
+from tracker import feedhead
 from tracker.models import Game, GameKey, Player
 
 
@@ -100,6 +101,7 @@ def player_deactivate(*, player: Player) -> None:
         Player.objects.filter(pk=player.pk).update(is_active=False, session_generation=F("session_generation") + 1)
         player.refresh_from_db(fields=["is_active", "session_generation"])
         _sockets_check_after_commit(player)
+        feedhead.shown_changed(player)
 
 
 def game_key_create(*, game: Game, name: str = "", requests_per_minute: int | None = None) -> str:
