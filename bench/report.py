@@ -179,7 +179,7 @@ def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
             )
         )
     feed = cfg.feed
-    what = f"feed ({feed.friends} friends with {feed.unlocks:,} unlocks each)"
+    what = f"feed ({feed.friends} friends with {feed.unlocks:,} unlocks each), first page"
     at_rate = part(sections, "feed", "rate")
     rows.append(
         row(
@@ -192,6 +192,9 @@ def build_rows(cfg: Config, sections: dict[str, Any]) -> list[Row]:
     )
     rows.append(row("feed_moderate", f"{what}, 4 connections closed loop (-c4)", part(sections, "feed", "moderate")))
     rows.append(row("feed_saturation", f"{what}, saturation (-c32)", part(sections, "feed", "saturation"), noop=noop))
+    later = what.replace("first page", "second page (the statement, as a first page after news)")
+    rows.append(row("feed_later_moderate", f"{later}, -c4", part(sections, "feed", "later_moderate")))
+    rows.append(row("feed_later_saturation", f"{later}, -c32", part(sections, "feed", "later_saturation"), noop=noop))
     idle = part(sections, "idle_sockets")
     wanted = cfg.idle_sockets if cfg.smoke else 10_000
     rows.append(

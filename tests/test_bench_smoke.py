@@ -55,6 +55,8 @@ EXPECTED_ROWS = [
     "feed_rate",
     "feed_moderate",
     "feed_saturation",
+    "feed_later_moderate",
+    "feed_later_saturation",
     "idle_sockets",
     "live",
     "pipeline_20",
