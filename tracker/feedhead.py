@@ -19,7 +19,7 @@ statement again:
     signals, so the admin, an account's deletion and every other writer count);
   - a friend's name, privacy or activity changed (`player_saved`, a model signal), hidden
     or restored by moderation or deactivated (`shown_changed`, for writes that bypass it);
-- the catalogue's stamp (`catalogue_changed`), for what concerns every page: a game,
+- the catalogue's stamp (`catalogue_changed_on_commit`), for what concerns every page: a game,
   achievement or season saved or deleted (model signals) or a manifest imported.
 
 A rarity is the one thing a kept page may show out of date, by FEED_HEAD_SECONDS at most:
@@ -33,6 +33,7 @@ at most, when it expires.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Iterable
@@ -81,10 +82,8 @@ class Kept(NamedTuple):
         """Keep the first page the statement answered after these stamps were read (a
         stamp changed meanwhile leaves the page kept under the old one, and unused)."""
         head = Head(self.stamp, self.catalogue, take, items, cursors)
-        try:
+        with contextlib.suppress(*CACHE_ERRORS):
             cache.set(_head_key(player_id), tuple(head), settings.FEED_HEAD_SECONDS)
-        except CACHE_ERRORS:
-            pass
 
 
 def _stamp_key(player_id: object) -> str:
