@@ -5,7 +5,8 @@ Four kinds of item, each read from the table that already records it, merged on 
 ("fan-out on read": nothing is written for the feed): a friend's unlock
 (`achievements.Unlock`), a friend's award (`achievements.Award`), a friend's finish in the
 top ten of a closed season (`leaderboards.SeasonResult`), and a friend passing the viewer
-on a game's board (the viewer's own rival alerts, `tracker.Notification`).
+on a game's board (the viewer's own rival alerts, `tracker.Notification`). The first page
+is kept in the cache as answered until something changes it (`tracker.feedhead`).
 
 Invariants the one statement below keeps:
 
