@@ -114,11 +114,15 @@ def relay_unlocks(events: list[UnlocksPayload]) -> None:
     schedule_rarity_refresh(sorted({unlocked["game_id"] for unlocked, _ in toasts}))
     achievements = Achievement.objects.in_bulk({uuid.UUID(unlocked["achievement_id"]) for unlocked, _ in toasts})
     games = Game.objects.only("slug", "name").in_bulk({uuid.UUID(award["game_id"]) for award, _ in awards})
-    unlockers = {unlocked["player_id"] for unlocked, _ in toasts}
-    audience = activity_audience(unlockers)
-    # Before the signal, so a page read on it is read anew; the unlockers' own too (a
-    # hidden achievement they now hold shows unmasked in their feed).
-    feedhead.changed(audience | unlockers)
+    audience = activity_audience({unlocked["player_id"] for unlocked, _ in toasts})
+    # Before the signal, so a page read on it is read anew; and the page of whoever now
+    # holds a hidden achievement, which their feed shows them unmasked from now on.
+    unmasked = {
+        unlocked["player_id"]
+        for unlocked, _ in toasts
+        if (achievement := achievements.get(uuid.UUID(unlocked["achievement_id"]))) and achievement.hidden
+    }
+    feedhead.changed(audience | unmasked)
     realtime.broadcast(
         [
             (

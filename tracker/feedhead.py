@@ -10,8 +10,8 @@ statement again:
 
 - the viewer's stamp (`changed`), for what concerns some players' pages:
   - a friend's unlock or award: the relay (`achievements.tasks.relay_unlocks`), beside
-    the `feed.updated` it sends; the unlocking player's own too (a hidden achievement
-    they now hold is shown to them unmasked);
+    the `feed.updated` it sends; the unlocking player's own when the achievement is
+    hidden (their feed shows it to them unmasked from now on);
   - a revoked unlock and the awards it withdrew (`achievements.services.revoke_unlock`);
   - a friend's top-ten season finish (`leaderboards.services.close_season`);
   - a friend passing them on a board (`leaderboards.live.announce_rises`);
