@@ -377,7 +377,6 @@ def import_manifest(*, manifest: dict[str, Any]) -> ImportResult:
         # thread reloaded the old rows meanwhile.
         forget_game(game=game)
         transaction.on_commit(lambda: forget_game(game=game))
-        feedhead.catalogue_changed_on_commit()  # bulk writes send no model signals
         if count_changed:
             # Every player's completion changes: a background job for a big game. New
             # unlocks meanwhile already count against the new set (stats.services).

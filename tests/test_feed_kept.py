@@ -242,3 +242,18 @@ def test_after_every_change_the_kept_page_is_what_the_statement_reads(
     kept_reads = 60 + 20
     # Both roads were taken: some reads were kept pages, others read anew after a change.
     assert 0 < statement.call_count - 60 < kept_reads, statement.call_count
+
+
+def test_a_manifest_import_renaming_an_achievement_shows_on_a_kept_page(
+    api: Api, alice: Player, bob: Player, quest: Game, commit: Callable[[], Any]
+) -> None:
+    Friendship.objects.create(requester=alice, addressee=bob, status=Friendship.Status.ACCEPTED)
+    give(bob, step(quest, 1), at=ago(1))
+    assert feed_of(api, alice)["results"][0]["achievement"]["name"] == "Step 1"
+
+    renamed = copy.deepcopy(FEED_QUEST)
+    renamed["achievements"][2]["name"] = "First Steps"  # A01, by bulk update
+    with commit():
+        import_manifest(manifest=renamed)
+
+    assert feed_of(api, alice)["results"][0]["achievement"]["name"] == "First Steps"

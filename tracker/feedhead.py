@@ -20,7 +20,8 @@ statement again:
   - a friend's name, privacy or activity changed (`player_saved`, a model signal), hidden
     or restored by moderation or deactivated (`shown_changed`, for writes that bypass it);
 - the catalogue's stamp (`catalogue_changed_on_commit`), for what concerns every page: a game,
-  achievement or season saved or deleted (model signals) or a manifest imported.
+  achievement or season saved or deleted (model signals; a manifest import saves its
+  game, so its bulk writes are covered too).
 
 A rarity is the one thing a kept page may show out of date, by FEED_HEAD_SECONDS at most:
 it moves with every unlock, and a page read again for each would be a page never kept.
