@@ -162,6 +162,14 @@ _db_options = DATABASES["default"].setdefault("OPTIONS", {})
 # Names this process's connections in pg_stat_activity, so an operator (and the burst
 # test) can tell the gunicorn, Daphne and Celery processes' connections apart.
 _db_options["application_name"] = envstr("DB_APPLICATION_NAME", "questboard")
+# The few statements Questboard prepares (infra.sql.prepared_cursor: the unlock, the feed,
+# a row by primary key) are planned once per connection and run with that plan. Under the
+# default `auto`, PostgreSQL kept planning the single unlock afresh on every run (its
+# estimate for a one-element array favours a custom plan), 1.4 ms of planning for 0.7 ms
+# of work (docs/benchmarks.md). The ORM's statements are not prepared; this leaves them be.
+_db_options["options"] = " ".join(
+    filter(None, [_db_options.get("options", ""), "-c plan_cache_mode=force_generic_plan"])
+)
 # A bounded pool per process, for ASGI servers (Daphne, uvicorn): they run every sync view
 # and database_sync_to_async call in a thread of its own, and Django's persistent
 # connections are per thread, so a burst of 150 requests opened 150 connections and

@@ -132,7 +132,8 @@ def _preparing_cursor() -> type:
 
 def prepared_cursor() -> CursorWrapper:
     """A PostgreSQL cursor whose statements the server plans once per connection (a
-    prepared statement, server-side binding) instead of on every run: for the unlock's one
+    prepared statement, server-side binding, and one plan for every run: the connections'
+    ``plan_cache_mode``, config/settings.py) instead of on every run: for the unlock's one
     big statement, planning costs more than running. The statement's text is converted once
     per process (`_KeptQuery`), and after its first run only its name and parameters go to
     the server. Logged and wrapped like Django's own cursors, so query counts and error

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from django.apps import apps
+from django.db import connection
 
 from achievements import unlock_sql
 from infra import outbox
+from tests.helpers import give
 
 SQL = unlock_sql.STATEMENT
 CTES = re.findall(r"^(\w+) AS \($", SQL, flags=re.MULTILINE)
@@ -106,3 +109,19 @@ def test_every_outbox_kind_has_a_named_payload() -> None:
     from django.conf import settings
 
     assert set(outbox.PAYLOADS) == set(settings.OUTBOX_HANDLERS)
+
+
+def test_single_unlocks_run_the_statement_with_its_one_plan_not_a_plan_each(alice: Any, bob: Any, game: Any) -> None:
+    """Planning the statement for one unlock cost twice what running it did; every run after
+    the first uses the plan made once per connection (config/settings.py, docs/benchmarks.md)."""
+    for player in (alice, bob):
+        for one in game.achievements.order_by("api_name")[:3]:
+            give(player, one)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%INSERT INTO achievements_unlock%"],
+        )
+        [(generic, custom)] = cursor.fetchall()
+
+    assert (generic, custom) == (6, 0)
