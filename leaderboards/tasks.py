@@ -56,7 +56,10 @@ def relay_board_moves(events: list[BoardMovesPayload]) -> None:
     these); a repeat after a partial publish sends some moves twice, which is harmless."""
     rises = [rise.item() for rise in live.coalesced(Rise.of(rise) for event in events for rise in event["rises"])]
     for start in range(0, len(rises), RISES_PER_TASK):
-        announce_board_moves.delay(rises[start : start + RISES_PER_TASK])
+        chunk = rises[start : start + RISES_PER_TASK]
+        # A summary for the task's logs and monitors: by default Celery writes a repr of
+        # every rise, which cost as much of the relay's CPU as the publish itself.
+        announce_board_moves.apply_async(args=[chunk], argsrepr=f"[<{len(chunk)} rises>]")
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

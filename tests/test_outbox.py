@@ -47,14 +47,14 @@ class Broker:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.up = True
-        delay = board_tasks.announce_board_moves.delay
+        apply_async = board_tasks.announce_board_moves.apply_async
 
         def publish(*args: Any, **kwargs: Any) -> Any:
             if not self.up:
                 raise BrokerDown("broker unreachable")
-            return delay(*args, **kwargs)
+            return apply_async(*args, **kwargs)
 
-        monkeypatch.setattr(board_tasks.announce_board_moves, "delay", publish)
+        monkeypatch.setattr(board_tasks.announce_board_moves, "apply_async", publish)
 
 
 @pytest.fixture
