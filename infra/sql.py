@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.utils import CursorWrapper
 
 # psycopg's own conversion, kept by `_KeptQuery` (no public API lets a caller keep it).
@@ -130,39 +130,41 @@ def _preparing_cursor() -> type:
     return PreparingCursor
 
 
-def prepared_cursor() -> CursorWrapper:
+def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> CursorWrapper:
     """A PostgreSQL cursor whose statements the server plans once per connection (a
     prepared statement, server-side binding, and one plan for every run: the connections'
     ``plan_cache_mode``, config/settings.py) instead of on every run: for the unlock's one
     big statement, planning costs more than running. The statement's text is converted once
     per process (`_KeptQuery`), and after its first run only its name and parameters go to
     the server. Logged and wrapped like Django's own cursors, so query counts and error
-    mapping see it. For fixed statements only: each distinct text is kept for good."""
-    connection.ensure_connection()
-    raw = connection.connection
+    mapping see it. For fixed statements only: each distinct text is kept for good.
+    `using`: the database alias (a replica's, for a read the router sends there)."""
+    db = connections[using]
+    db.ensure_connection()
+    raw = db.connection
     if raw.prepare_threshold is None:
         # Django turns preparing off for the whole connection (poolers in transaction mode
         # lose prepared statements); only server-binding cursors like this one prepare, and
         # `prepare=True` asks for it on the first run.
         raw.prepare_threshold = 0
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(_preparing_cursor()(raw))
+    with db.wrap_database_errors:
+        return db._prepare_cursor(_preparing_cursor()(raw))
 
 
-def by_pk(model: type[M], pk: Any) -> M | None:
+def by_pk(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
     """`model`'s row with this primary key, as the ORM's `get` would load it, or None. A
     prepared statement (`prepared_cursor`) instead of a query compiled per call: for the
     player behind every token, compiling cost more Python than the database spent
     answering. Columns are converted as the ORM converts them (`from_db_value`: an
-    encrypted field is decrypted)."""
+    encrypted field is decrypted). Read from `using` (the primary unless told)."""
     sql, fields, converters = _by_pk_statement(model)
-    with prepared_cursor() as db:
+    with prepared_cursor(using) as db:
         db.execute(sql, [pk])
         row = db.fetchone()
     if row is None:
         return None
     values = [
-        value if convert is None else convert(value, None, connection)
+        value if convert is None else convert(value, None, connections[using])
         for value, convert in zip(row, converters, strict=True)
     ]
     return model.from_db(db.db.alias, fields, values)

@@ -25,10 +25,10 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import connection
 from redis.exceptions import RedisError
 
 from infra import breaker
+from infra.sql import prepared_cursor
 from leaderboards import index, ranking
 from leaderboards.boards import Board
 from leaderboards.models import Season, SeasonResult
@@ -75,10 +75,13 @@ def people_of(player_ids: Iterable[str]) -> People:
 
     Hot path, so it is hand-written, the ids passed as one uuid[] and read back as text:
     the ORM's IN list of 100 spends about 1 ms of Python preparing the ids, more than the
-    query takes.
+    query takes. Prepared (`prepared_cursor`): bound on the server, not quoted into the
+    text, and planned once per connection; the ids go as one array literal, which psycopg
+    sends as it is instead of adapting a hundred strings one by one (the ids are the
+    stores' own UUID strings: nothing in them needs quoting).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(PEOPLE_SQL, [list(player_ids)])
+    with prepared_cursor() as cursor:
+        cursor.execute(PEOPLE_SQL, ["{" + ",".join(player_ids) + "}"])
         return {pk: (username, privacy) for pk, username, privacy in cursor.fetchall()}
 
 
