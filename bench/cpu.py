@@ -14,7 +14,11 @@ same figure psutil's cpu_times() gives, without its per-call overhead):
   beam.smp. Both serve everything on the machine, so they are exact only when nothing else
   uses them; the report marks them "shared";
 - the load generator: this process (minus the poller's own thread) and the tools it ran
-  and reaped in the window (wrk), from getrusage.
+  and reaped in the window (wrk), from getrusage;
+- the machine as a whole, from /proc/stat: its busy CPU beyond all of the above ("other":
+  PostgreSQL's shared processes, the kernel's work, anything else running), and the share
+  of the cores' time spent waiting on the disk (iowait: an unlock's commit waits for its
+  WAL flush) or taken by the host (steal). Runs of the same code that differ show here.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class Window:
         self.baseline = {pid: proc.cpu for pid, proc in self.seen.items() if proc.role}
         self.started = time.perf_counter()
         self.own = _own_cpu()
+        self.machine = _machine()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="cpu-poller", daemon=True)
         self.thread.start()
@@ -146,10 +151,20 @@ class Window:
                 continue
             cpu[proc.role] = cpu.get(proc.role, 0.0) + proc.cpu - self.baseline.get(pid, 0.0)
             backends += proc.role == "postgres"
-        cpu["loadgen"] = _own_cpu() - self.own - self.poller_cpu
+        own = _own_cpu() - self.own
+        cpu["loadgen"] = own - self.poller_cpu
         servers = sum(cpu[role] for role in SERVER_ROLES)
+        busy, iowait, steal = (now - then for now, then in zip(_machine(), self.machine, strict=True))
+        # Never below zero: /proc/stat and the processes' own counters are read moments apart.
+        cpu["other"] = max(busy - servers - own, 0.0)
+        cores = seconds * (os.cpu_count() or 1)
         per_unlock = {role: round(1000 * value / unlocks, 2) if unlocks else None for role, value in cpu.items()}
         return {
+            "machine": {
+                "busy_seconds": round(busy, 3),
+                "iowait_share": round(iowait / cores, 3),
+                "steal_share": round(steal / cores, 3),
+            },
             "window_seconds": round(seconds, 2),
             "unlocks": unlocks,
             "cpu_seconds": {role: round(value, 3) for role, value in cpu.items()},
@@ -159,6 +174,14 @@ class Window:
             "postgres_backends": backends,
             "shared": list(SHARED_ROLES),
         }
+
+
+def _machine() -> tuple[float, float, float]:
+    """The machine's CPU seconds so far, all cores: busy (user, nice, system, irq,
+    softirq), waiting on I/O, and stolen by the host."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, iowait, irq, softirq, steal = (int(v) for v in stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq) / TICKS, iowait / TICKS, steal / TICKS
 
 
 def _own_cpu() -> float:

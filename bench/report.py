@@ -315,9 +315,11 @@ def cpu_rows(cfg: Config, sections: dict[str, Any]) -> list[dict[str, Any]]:
                 "section": name,
                 "unlocks": usage["unlocks"],
                 "window_seconds": usage["window_seconds"],
-                **{role: usage["ms_per_unlock"].get(role) for role in (*SERVER_ROLES, "loadgen")},
+                **{role: usage["ms_per_unlock"].get(role) for role in (*SERVER_ROLES, "loadgen", "other")},
                 "total": total,
                 "with_loadgen": usage["with_loadgen_ms_per_unlock"],
+                "iowait": usage["machine"]["iowait_share"],
+                "steal": usage["machine"]["steal_share"],
                 "target": f"total <= {CPU_TARGET_MS:g} ms",
                 "met": total is not None and total <= CPU_TARGET_MS,
             }
@@ -328,14 +330,33 @@ def cpu_rows(cfg: Config, sections: dict[str, Any]) -> list[dict[str, Any]]:
 def print_cpu_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    roles = [*SERVER_ROLES, "loadgen"]
-    headers = ["ms CPU per unlock", *(f"{r}*" if r in SHARED_ROLES else r for r in roles), "total", "target", "met?"]
+    roles = [*SERVER_ROLES, "loadgen", "other"]
+    headers = [
+        "ms CPU per unlock",
+        *(f"{r}*" if r in SHARED_ROLES else r for r in roles),
+        "total",
+        "iowait",
+        "steal",
+        "target",
+        "met?",
+    ]
 
     def ms(value: float | None) -> str:
         return f"{value:.2f}" if value is not None else "-"
 
+    def share(value: float | None) -> str:
+        return f"{100 * value:.0f}%" if value is not None else "-"
+
     lines = [
-        [r["section"], *(ms(r[role]) for role in roles), ms(r["total"]), r["target"], "yes" if r["met"] else "NO"]
+        [
+            r["section"],
+            *(ms(r[role]) for role in roles),
+            ms(r["total"]),
+            share(r["iowait"]),
+            share(r["steal"]),
+            r["target"],
+            "yes" if r["met"] else "NO",
+        ]
         for r in rows
     ]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *lines, strict=True)]
@@ -343,7 +364,8 @@ def print_cpu_table(rows: list[dict[str, Any]]) -> None:
         print(" | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)))
     print(
         "total: every server process (loadgen beside it, not in it); postgres: the bench database's backends only; "
-        "* shared with everything else on the machine"
+        "* shared with everything else on the machine; other: the machine's busy CPU beyond all of these "
+        "(PostgreSQL's shared processes, the kernel, anything else); iowait, steal: shares of the cores' time"
     )
 
 

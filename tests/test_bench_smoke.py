@@ -159,6 +159,8 @@ def test_every_unlock_section_reports_each_process_cpu_per_unlock(smoke: dict[st
         # The request path and the fan-out each cost something measurable for every unlock.
         assert row["web"] > 0 and row["postgres"] > 0 and row["relay"] > 0, (name, row)
         assert row["total"] >= row["web"] + row["postgres"], (name, row)
+        # What else the machine did meanwhile, beside the processes measured.
+        assert row["other"] >= 0 and 0 <= row["iowait"] <= 1 and 0 <= row["steal"] <= 1, (name, row)
 
 
 def test_the_report_records_the_machine_and_the_load(smoke: dict[str, Any]) -> None:
