@@ -164,7 +164,7 @@ def by_pk(model: type[M], pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None
     if row is None:
         return None
     values = [
-        value if convert is None else convert(value, None, connections[using])
+        value if convert is None else convert(value, None, db.db)
         for value, convert in zip(row, converters, strict=True)
     ]
     return model.from_db(db.db.alias, fields, values)

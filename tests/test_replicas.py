@@ -95,6 +95,14 @@ class Site:
         except urllib.error.HTTPError as error:
             pytest.fail(f"GET {path} answered {error.code}: {error.read()[:500]!r}\n{server.output()}")
 
+    def status(self, path: str, server: Server) -> int:
+        """The status `server` answers an anonymous GET of `path` with."""
+        try:
+            with urllib.request.urlopen(server.http + path, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
     def unlocked(self, player: str, *, as_player: str | None = None) -> set[str]:
         """The api_names of `player`'s unlocked achievements, as this caller is shown them."""
         found = self.get(f"/api/v1/players/{self.ids[player]}/achievements", as_player=as_player)
@@ -266,25 +274,17 @@ def test_with_redis_down_a_signed_in_player_reads_the_primary(site: Site) -> Non
 def test_the_player_a_read_names_is_looked_up_where_the_read_goes(site: Site) -> None:
     """A standing's player is read through the router like the rest of the read: a player
     deactivated on the primary is still found on a replica that has not replayed it yet."""
-
-    def standing(server: Server) -> int:
-        path = f"/api/v1/leaderboards/star-raiders/player/{site.ids['erin']}"
-        try:
-            with urllib.request.urlopen(server.http + path, timeout=10) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-
+    standing = f"/api/v1/leaderboards/star-raiders/player/{site.ids['erin']}"
     deactivate = "UPDATE tracker_player SET is_active = %s WHERE id = %s"
     site.pair.pause_replay()
     try:
         site.pair.on_primary(deactivate, [False, site.ids["erin"]])
         for server in site.servers:
-            assert standing(server) == 200, server.name  # the replica's past
+            assert site.status(standing, server) == 200, server.name  # the replica's past
     finally:
         site.pair.resume_replay()
     try:
-        eventually("the replica replays it", lambda: all(standing(server) == 404 for server in site.servers))
+        eventually("the replica replays it", lambda: all(site.status(standing, s) == 404 for s in site.servers))
     finally:
         site.pair.on_primary(deactivate, [True, site.ids["erin"]])
         site.pair.wait_until_replayed()
